@@ -1,0 +1,31 @@
+"""The agent's disk layer: find or make the config-2 partition and write an image safely.
+
+Public API (what the extension and the CLI use)::
+
+    target = prepare_target("/dev/sda", size=len(image))          # Target
+    with DriveWriter(target) as writer:
+        for chunk in stream:
+            writer.write(chunk)
+        result = writer.commit(expected_sha256=sha, expected_size=size)   # WriteResult
+    remove_config_drive("/dev/sda")                                # RemoveResult
+    config_drive_status("/dev/sda")                                # StatusResult
+
+Tables are edited in Python (GPT and MBR, including logical partitions) and the kernel is
+told about the one partition that changed through BLKPG; nodes are awaited by polling with a
+bounded timeout. No external tool is needed (``udevadm settle`` runs only if udevd does).
+"""
+
+from agent_ext.disk.devices import logical_sector_size, partition_node_name
+from agent_ext.disk.partition import (
+    RemoveResult,
+    StatusResult,
+    Target,
+    config_drive_status,
+    prepare_target,
+    remove_config_drive,
+)
+from agent_ext.disk.writer import DriveWriter, WriteResult
+
+__all__ = ["DriveWriter", "RemoveResult", "StatusResult", "Target", "WriteResult",
+           "config_drive_status", "logical_sector_size", "partition_node_name",
+           "prepare_target", "remove_config_drive"]

@@ -1,0 +1,288 @@
+"""Find, reuse, grow, create and remove the config-2 partition of a disk.
+
+A config drive is recognised by its superblock (ISO9660 or FAT labelled config-2), never by
+udev's database, the partition name or the type: a ramdisk may run without udevd, and drives
+written by other tools (IPA, Nova, by hand) carry no other mark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+import os
+
+from agent_ext.disk import blockio, devices, gpt, mbr, superblock
+from agent_ext.disk import table as tbl
+from agent_ext.disk.blockio import BlockFile
+from agent_ext.errors import DeviceError, InvalidInputError
+from ironic_configdrive.image import formats
+
+LOG = logging.getLogger(__name__)
+
+TARGET_KINDS = ("partition", "device")
+
+
+@dataclasses.dataclass
+class Target:
+    """Where an image will be written."""
+
+    device: str                 # the whole disk, e.g. /dev/loop3
+    path: str                   # node written to: the partition node or the device itself
+    partition_number: int | None
+    capacity: int               # bytes available at path
+    logical_sector_size: int
+    action: str                 # "created" | "reused" | "grown" | "whole-device"
+
+
+@dataclasses.dataclass
+class RemoveResult:
+    removed: bool
+    path: str | None
+    partition_number: int | None
+    zeroed_bytes: int
+    message: str
+    device: str = ""
+
+
+@dataclasses.dataclass
+class StatusResult:
+    present: bool
+    path: str | None
+    partition_number: int | None
+    size: int | None            # bytes of the filesystem image (what sha256 covers)
+    label: str | None
+    format: str | None
+    sha256: str | None
+    device: str = ""
+    partition_size: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Found:
+    part: tbl.Partition
+    probe: superblock.Probe
+
+
+def read_table(bf: BlockFile, device: str) -> gpt.GptTable | mbr.MbrTable | None:
+    """The disk's GPT or MBR, or ``None`` when it has neither."""
+    table = gpt.read(bf, device)
+    if table is not None:
+        return table
+    head = bf.read(0, 512)
+    if formats.detect_format(head) == formats.VFAT:
+        return None        # a FAT "superfloppy": boot sector at 0, no table
+    found = mbr.read(bf, device)
+    if found is not None and any(p and p.type_id == "0xee" for p in found.slots):
+        raise DeviceError(device=device, reason=(
+            f"has a protective MBR but no GPT header at LBA 1 for its {bf.sector_size}-byte "
+            "sectors (an image made for another sector size, or a damaged GPT); "
+            "repair it with gdisk"))
+    return found
+
+
+def _find_drives(bf: BlockFile, table: tbl.Table) -> list[_Found]:
+    found = []
+    for part in table.data_partitions():
+        length = min(formats.SNIFF_SIZE, part.sectors * table.sector_size)
+        probe = superblock.probe(bf.read(part.start * table.sector_size, length))
+        if probe is not None:
+            found.append(_Found(part, probe))
+    return found
+
+
+def _whole_device_drive(bf: BlockFile) -> superblock.Probe | None:
+    return superblock.probe(bf.read(0, formats.SNIFF_SIZE))
+
+
+def _only_drive(device: str, drives: list[_Found]) -> _Found | None:
+    if len(drives) > 1:
+        numbers = ", ".join(str(d.part.number) for d in drives)
+        raise DeviceError(device=device, reason=(
+            f"carries several config-2 partitions ({numbers}); cloud-init would pick one at "
+            "random: remove them (configdrive.remove, repeatedly) and write again"))
+    return drives[0] if drives else None
+
+
+def _os_error(device: str, exc: OSError, doing: str) -> DeviceError:
+    hint = {errno.EBUSY: "it is in use (mounted?); unmount it first",
+            errno.EROFS: "it is read-only",
+            errno.EACCES: "permission denied; run as root",
+            errno.EIO: "I/O error; check the disk's health (dmesg)"}.get(
+        exc.errno or 0, "check the disk and retry")
+    return DeviceError(device=device, reason=f"{doing} failed ({exc.strerror}): {hint}")
+
+
+def prepare_target(device: str, *, size: int, target: str = "partition") -> Target:
+    """Find or make the place a ``size``-byte image will be written on ``device``.
+
+    ``target="partition"``: reuse the disk's config-2 partition if it holds ``size`` bytes,
+    grow it when it is too small and nothing follows it, else create one (whole MiB, at the
+    end of the free space). Never a second config-2 partition.
+    ``target="device"``: the whole device (a USB stick or a virtual disk of its own).
+    """
+    if target not in TARGET_KINDS:
+        raise InvalidInputError(reason=f"target must be one of {TARGET_KINDS}, not {target!r}")
+    if size <= 0:
+        raise InvalidInputError(reason=f"image size must be positive, not {size}")
+    disk = devices.open_disk(device)
+    if target == "device":
+        return _whole_device_target(disk, size)
+    try:
+        with BlockFile(disk.path, write=True) as bf:
+            bf.lock()
+            return _partition_target(disk, bf, size)
+    except OSError as exc:
+        raise _os_error(disk.path, exc, "preparing the config drive partition") from None
+
+
+def _whole_device_target(disk: devices.Disk, size: int) -> Target:
+    parts = devices.kernel_partitions(disk)
+    if parts:
+        try:
+            with BlockFile(disk.path) as bf:
+                ours = _whole_device_drive(bf)
+        except OSError as exc:
+            raise _os_error(disk.path, exc, "reading the device") from None
+        if ours is None:
+            raise DeviceError(device=disk.path, reason=(
+                f"holds {len(parts)} partition(s); writing the whole device would destroy "
+                "them: use target=partition or wipe the device first"))
+    if size > disk.size:
+        raise DeviceError(device=disk.path, reason=(
+            f"is too small ({disk.size} bytes) for a {size}-byte config drive; "
+            "use a bigger device"))
+    return Target(device=disk.path, path=disk.path, partition_number=None,
+                  capacity=disk.size, logical_sector_size=disk.logical_sector_size,
+                  action="whole-device")
+
+
+def _partition_target(disk: devices.Disk, bf: BlockFile, size: int) -> Target:
+    table = read_table(bf, disk.path)
+    if table is None:
+        raise DeviceError(device=disk.path, reason=(
+            "has no partition table (neither GPT nor MBR); deploy the instance image first, "
+            "or write the config drive to the whole device (target=device)"))
+    sectors = tbl.sectors_for(size, table.sector_size)
+    if sectors * table.sector_size + tbl.MIB > disk.size:
+        raise DeviceError(device=disk.path, reason=(
+            f"is too small ({disk.size // tbl.MIB} MiB) for a {size}-byte config drive "
+            "and its partition table"))
+    if table.needs_repair():
+        LOG.info("Moving the backup GPT of %s to the end of the disk", disk.path)
+        table.repair()
+    found = _only_drive(disk.path, _find_drives(bf, table))
+    if found is None:
+        part = table.add(table.plan_new(sectors))
+        action = "created"
+    elif found.part.sectors * table.sector_size >= size:
+        part, action = found.part, "reused"
+    else:
+        old = found.part
+        new_end = old.start + sectors - 1
+        if table.grow_limit(old) < new_end:
+            raise DeviceError(device=disk.path, reason=(
+                f"config-2 partition {old.number} ({tbl.mib(old.sectors, table.sector_size)})"
+                f" is smaller than the image ({size} bytes) and cannot grow (another "
+                f"partition or the end of the usable space follows it; {table.describe()}); "
+                "remove it with configdrive.remove and write again"))
+        part, action = table.grow(old, new_end), "grown"
+    bf.sync()
+    ss = table.sector_size
+    kernel = devices.sync_partition(disk, part.number, part.start * ss, part.sectors * ss)
+    LOG.info("Config drive partition %s (%s) on %s: %s", part.number, kernel.node, disk.path,
+             action)
+    return Target(device=disk.path, path=kernel.node, partition_number=part.number,
+                  capacity=part.sectors * ss, logical_sector_size=ss, action=action)
+
+
+def remove_config_drive(device: str) -> RemoveResult:
+    """Zero every block of the config drive on ``device`` and drop its partition entry.
+
+    Idempotent: with no config drive there it reports ``removed=False`` and changes nothing.
+    """
+    disk = devices.open_disk(device)
+    try:
+        with BlockFile(disk.path, write=True) as bf:
+            bf.lock()
+            return _remove(disk, bf)
+    except OSError as exc:
+        raise _os_error(disk.path, exc, "removing the config drive") from None
+
+
+def _remove(disk: devices.Disk, bf: BlockFile) -> RemoveResult:
+    whole = _whole_device_drive(bf)
+    table = None if whole is not None else read_table(bf, disk.path)
+    if whole is not None:
+        length = min(disk.size, tbl.round_up(max(whole.size, formats.SNIFF_SIZE), bf.align))
+        bf.zero(0, length)
+        bf.sync()
+        return RemoveResult(removed=True, path=disk.path, partition_number=None,
+                            zeroed_bytes=length, device=disk.path,
+                            message=f"zeroed the {whole.format} config drive on {disk.path}")
+    if table is None:
+        return RemoveResult(removed=False, path=None, partition_number=None, zeroed_bytes=0,
+                            device=disk.path,
+                            message=f"{disk.path} has no partition table and no config drive; "
+                                    "nothing to remove")
+    found = _only_drive(disk.path, _find_drives(bf, table))
+    if found is None:
+        return RemoveResult(removed=False, path=None, partition_number=None, zeroed_bytes=0,
+                            device=disk.path,
+                            message=f"no config-2 partition on {disk.path}; nothing to remove")
+    part, ss = found.part, table.sector_size
+    kernel = devices.kernel_partitions(disk).get(part.number)
+    node = kernel.node if kernel else devices.partition_path(disk.path, part.number)
+    if kernel is not None:
+        # O_EXCL on the partition fails while it is mounted: refuse before zeroing anything.
+        try:
+            os.close(os.open(kernel.node, os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC))
+        except OSError as exc:
+            raise _os_error(kernel.node, exc, "claiming the config drive partition") from None
+    bf.zero(part.start * ss, part.sectors * ss)
+    bf.sync()
+    table.remove(part)
+    devices.forget_partition(disk, part.number)
+    LOG.info("Removed config drive partition %s of %s", part.number, disk.path)
+    return RemoveResult(removed=True, path=node, partition_number=part.number,
+                        zeroed_bytes=part.sectors * ss, device=disk.path,
+                        message=f"zeroed and deleted config-2 partition {part.number} "
+                                f"({node}) of {disk.path}")
+
+
+def config_drive_status(device: str) -> StatusResult:
+    """Whether ``device`` carries a config drive, where, and the sha256 of its image."""
+    disk = devices.open_disk(device, writable=False)
+    try:
+        with BlockFile(disk.path) as bf:
+            return _status(disk, bf)
+    except OSError as exc:
+        raise _os_error(disk.path, exc, "reading the config drive") from None
+
+
+def _status(disk: devices.Disk, bf: BlockFile) -> StatusResult:
+    whole = _whole_device_drive(bf)
+    if whole is not None:
+        size = min(whole.size, disk.size)
+        return StatusResult(present=True, path=disk.path, partition_number=None, size=size,
+                            label=whole.label, format=whole.format,
+                            sha256=bf.sha256(0, size), device=disk.path,
+                            partition_size=disk.size)
+    table = read_table(bf, disk.path)
+    found = _only_drive(disk.path, _find_drives(bf, table)) if table is not None else None
+    if table is None or found is None:
+        return StatusResult(present=False, path=None, partition_number=None, size=None,
+                            label=None, format=None, sha256=None, device=disk.path)
+    part, ss = found.part, table.sector_size
+    kernel = devices.kernel_partitions(disk).get(part.number)
+    size = min(found.probe.size, part.sectors * ss)
+    return StatusResult(
+        present=True,
+        path=kernel.node if kernel else devices.partition_path(disk.path, part.number),
+        partition_number=part.number, size=size, label=found.probe.label,
+        format=found.probe.format, sha256=bf.sha256(part.start * ss, size),
+        device=disk.path, partition_size=part.sectors * ss)
+
+
+__all__ = ["RemoveResult", "StatusResult", "Target", "blockio", "config_drive_status",
+           "prepare_target", "read_table", "remove_config_drive"]

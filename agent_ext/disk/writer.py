@@ -1,0 +1,230 @@
+"""Write a decoded image stream to a target so that a half-written drive never looks valid.
+
+Order of work:
+
+1. zero the first MiB of the target (kills any old signature) and fsync;
+2. keep the image's first MiB (every ISO9660/FAT superblock lives there) in memory and write
+   the rest as it arrives, O_DIRECT from page-aligned buffers when the device allows it;
+3. at :meth:`DriveWriter.commit`, once size and sha256 match what the caller expects, write
+   the head, fsync, read the whole range back bypassing the page cache and compare hashes.
+
+Any failure zeroes the head again, so cloud-init and blkid find no config-2 filesystem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import logging
+import os
+import stat
+from types import TracebackType
+
+from agent_ext.disk.blockio import CHUNK, MIB, BlockFile, aligned_buffer, release
+from agent_ext.disk.partition import Target
+from agent_ext.errors import DeviceError, VerificationError
+
+LOG = logging.getLogger(__name__)
+
+#: Held back until everything else is on disk: all superblocks and labels live in it.
+HEAD_SIZE = MIB
+
+
+@dataclasses.dataclass
+class WriteResult:
+    path: str
+    size: int
+    sha256: str
+    verified: bool          # the bytes read back from the device hash to ``sha256``
+
+
+class DriveWriter:
+    """Context manager writing one image to ``target.path``; memory stays ~5 MiB."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._bf: BlockFile | None = None
+        self._head = aligned_buffer(HEAD_SIZE)
+        self._buf = aligned_buffer(CHUNK)
+        self._fill = 0              # bytes waiting in _buf
+        self._flushed = 0           # body bytes already on disk (after the head)
+        self._size = 0
+        self._sha = hashlib.sha256()
+        self._state = "new"         # new → open → committed | aborted
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def __enter__(self) -> DriveWriter:
+        self._open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._state != "committed":
+            self.abort()
+
+    def _error(self, exc: OSError, doing: str) -> DeviceError:
+        return DeviceError(device=self.target.path, reason=(
+            f"{doing} failed ({exc.strerror}); the config drive was wiped again, so nothing "
+            "half-written looks valid: check the disk (dmesg) and retry"))
+
+    def _open(self) -> None:
+        if self._state != "new":
+            return
+        path = self.target.path
+        try:
+            st = os.stat(path)
+            # O_EXCL on a block device refuses it while mounted or claimed by someone else.
+            self._bf = BlockFile(path, write=True, exclusive=stat.S_ISBLK(st.st_mode))
+        except OSError as exc:
+            self._state = "aborted"
+            self._release()
+            raise DeviceError(device=path, reason=(
+                f"cannot open it for writing ({exc.strerror}); is it mounted or in use?"
+            )) from None
+        self._state = "open"
+        capacity = min(self.target.capacity, self._bf.size) if self._bf.is_block \
+            else self.target.capacity
+        self._capacity = capacity
+        try:
+            self._bf.zero(0, min(HEAD_SIZE, capacity))
+            self._bf.sync()
+        except OSError as exc:
+            self.abort()
+            raise self._error(exc, "wiping the start of the target") from None
+        LOG.debug("Writing config drive to %s (%d bytes available, O_DIRECT=%s)",
+                  path, capacity, self._bf.direct)
+
+    # --- streaming ---------------------------------------------------------------------
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Append decoded image bytes; any chunk size, copied into bounded buffers."""
+        self._open()
+        if self._state != "open":
+            raise DeviceError(device=self.target.path,
+                              reason=f"write after the writer was {self._state}")
+        data = memoryview(chunk).cast("B")
+        if self._size + len(data) > self._capacity:
+            self.abort()
+            raise DeviceError(device=self.target.path, reason=(
+                f"the image is larger than the {self._capacity} bytes available; "
+                "ask for a bigger partition (size the image correctly) or a bigger device"))
+        self._sha.update(data)
+        pos = 0
+        while pos < len(data):
+            if self._size < HEAD_SIZE:
+                n = min(len(data) - pos, HEAD_SIZE - self._size)
+                self._head[self._size : self._size + n] = data[pos : pos + n]
+            else:
+                n = min(len(data) - pos, CHUNK - self._fill)
+                self._buf[self._fill : self._fill + n] = data[pos : pos + n]
+                self._fill += n
+                if self._fill == CHUNK:
+                    self._flush()
+            pos += n
+            self._size += n
+
+    def _flush(self) -> None:
+        assert self._bf is not None
+        if not self._fill:
+            return
+        length = self._fill
+        if self._bf.direct and length % self._bf.align:
+            # The image's last partial block: pad with zeros to what O_DIRECT needs.
+            padded = -(-length // self._bf.align) * self._bf.align
+            self._buf[length:padded] = bytes(padded - length)
+            length = padded
+        try:
+            with memoryview(self._buf) as mv, mv[:length] as part:
+                self._bf.write_aligned(HEAD_SIZE + self._flushed, part)
+        except OSError as exc:
+            offset = HEAD_SIZE + self._flushed
+            self.abort()
+            raise self._error(exc, f"writing at byte {offset}") from None
+        self._flushed += self._fill
+        self._fill = 0
+
+    # --- finishing ---------------------------------------------------------------------
+    def commit(self, expected_sha256: str | None = None,
+               expected_size: int | None = None) -> WriteResult:
+        """Check what was received, make the drive valid, read it back and verify."""
+        self._open()
+        if self._state != "open":
+            raise DeviceError(device=self.target.path,
+                              reason=f"commit after the writer was {self._state}")
+        assert self._bf is not None
+        self._flush()
+        digest = self._sha.hexdigest()
+        if self._size == 0:
+            self.abort()
+            raise VerificationError(device=self.target.path, reason=(
+                "the image is empty; nothing was written: check the source"))
+        if expected_size is not None and expected_size != self._size:
+            self.abort()
+            raise VerificationError(device=self.target.path, reason=(
+                f"received {self._size} bytes, expected {expected_size}; the drive was left "
+                "without a config-2 signature: check the source and retry"))
+        if expected_sha256 is not None and \
+                not hmac.compare_digest(expected_sha256.lower(), digest):
+            self.abort()
+            raise VerificationError(device=self.target.path, reason=(
+                f"sha256 of the received image is {digest}, expected {expected_sha256}; the "
+                "drive was left without a config-2 signature: rebuild or re-send the image"))
+        head = min(self._size, HEAD_SIZE)
+        if self._bf.direct:
+            head = min(-(-head // self._bf.align) * self._bf.align, HEAD_SIZE)
+        try:
+            with memoryview(self._head) as mv, mv[:head] as part:
+                self._bf.write_aligned(0, part)
+            self._bf.sync()
+            if not self._bf.direct:
+                self._bf.drop_cache()
+            on_disk = self._bf.sha256(0, self._size)
+        except OSError as exc:
+            self.abort()
+            raise self._error(exc, "writing the image head and reading it back") from None
+        if on_disk != digest:
+            self.abort()
+            raise VerificationError(device=self.target.path, reason=(
+                f"read-back sha256 {on_disk} differs from the written image's {digest}; the "
+                "disk returned different data (failing disk or controller?): the drive was "
+                "wiped; check dmesg and retry or use another disk"))
+        self._state = "committed"
+        self._release()
+        LOG.info("Config drive written to %s: %d bytes, sha256 %s, read back and verified",
+                 self.target.path, self._size, digest)
+        return WriteResult(path=self.target.path, size=self._size, sha256=digest,
+                           verified=True)
+
+    def abort(self) -> None:
+        """Wipe the head (no valid config-2 left behind) and release everything."""
+        if self._state in ("committed", "aborted"):
+            self._release()
+            return
+        self._state = "aborted"
+        if self._bf is not None:
+            try:
+                self._bf.zero(0, min(HEAD_SIZE, self._capacity))
+                self._bf.sync()
+            except OSError as exc:
+                LOG.error("Could not wipe the head of %s after a failed write (%s): it may "
+                          "hold a partial config drive; wipe it by hand (configdrive.remove)",
+                          self.target.path, exc.strerror)
+        self._release()
+
+    def _release(self) -> None:
+        if self._bf is not None:
+            self._bf.close()
+            self._bf = None
+        for buf in (self._head, self._buf):
+            if not buf.closed:
+                release(buf)
+
+    @property
+    def size(self) -> int:
+        """Bytes received so far."""
+        return self._size
+
+    @property
+    def sha256(self) -> str:
+        """Hex sha256 of the bytes received so far (callers need not hash a second time)."""
+        return self._sha.hexdigest()

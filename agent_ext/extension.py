@@ -1,0 +1,168 @@
+"""The ``configdrive`` IPA extension: ``configdrive.write``, ``.remove`` and ``.status``.
+
+Loaded by IPA's stevedore manager through the ``ironic_python_agent.extensions`` entry point.
+Every failure reaches the conductor as an IPA :class:`RESTError` (``command_error`` carries
+our message, category and type), never as a bare traceback.
+
+IPA logs command arguments at debug level with only the ``configdrive`` and ``system_logs``
+keys masked, so the conductor should pass the source (URL with a temp URL signature, or the
+inline blob) as ``configdrive=``; ``url=`` and ``data=`` are accepted too.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ironic_python_agent import errors as ipa_errors
+from ironic_python_agent.extensions import base
+
+from agent_ext import pipeline
+from agent_ext.fetch import FetchOptions
+from ironic_configdrive.image.errors import ConfigDriveError, InvalidInputError
+
+LOG = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ConfigDriveCommandError(ipa_errors.CommandExecutionError):
+    """A config drive command failed; ``details`` is our message (what, why, what to do)."""
+
+    message = "Config drive command failed"
+    serializable_fields = ("type", "code", "message", "details", "category", "error_type")
+
+    def __init__(self, error: ConfigDriveError) -> None:
+        super().__init__(error.message)
+        self.category = error.category
+        self.error_type = type(error).__name__
+
+
+class ConfigDriveParamsError(ipa_errors.InvalidCommandParamsError):
+    """The command's parameters are unusable (raised before the command starts)."""
+
+    serializable_fields = ("type", "code", "message", "details", "category", "error_type")
+
+    def __init__(self, error: ConfigDriveError) -> None:
+        super().__init__(error.message)
+        self.category = error.category
+        self.error_type = type(error).__name__
+
+
+def _as_rest_errors(func: F) -> F:
+    """Turn our errors (and unexpected ones) into IPA REST errors, tracebacks into logs."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ipa_errors.RESTError:
+            raise
+        except ConfigDriveError as exc:
+            LOG.error("configdrive command failed: %s", exc.message)
+            raise ConfigDriveCommandError(exc) from None
+        except Exception as exc:
+            # A bug or an unexpected OS error: keep the traceback in the agent log, send a
+            # clear reason without it.
+            LOG.exception("configdrive command failed unexpectedly")
+            raise ConfigDriveCommandError(ConfigDriveError(
+                f"unexpected {type(exc).__name__} in the configdrive extension: {exc}; "
+                "see the agent log and report this as a bug")) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _source(configdrive: str | None, url: str | None,
+            data: str | None) -> tuple[str | None, str | None]:
+    """Split the IPA-masked ``configdrive`` parameter into (url, inline data)."""
+    if configdrive is not None:
+        if url is not None or data is not None:
+            raise InvalidInputError(
+                reason="give the source once: configdrive, url or data")
+        if isinstance(configdrive, str) and configdrive.lower().startswith(
+                ("http://", "https://")):
+            return configdrive, None
+        return None, configdrive
+    return url, data
+
+
+_WRITE_PARAMS = frozenset({"device", "configdrive", "url", "data", "sha256", "size", "target",
+                           "format", "proxies", "no_proxy"})
+_DEVICE_PARAMS = frozenset({"device"})
+
+
+def _check_known(params: dict[str, Any], known: frozenset[str]) -> None:
+    unknown = sorted(set(params) - known)
+    if unknown:
+        # Typically a newer conductor talking to an older agent ramdisk.
+        raise InvalidInputError(
+            reason=f"unknown parameter(s) {', '.join(unknown)}; this agent accepts "
+                   f"{', '.join(sorted(known))} (update the agent ramdisk?)")
+
+
+def _validate_write(ext: Any, **params: Any) -> None:
+    """Synchronous checks, so a bad request fails at once with HTTP 400."""
+    try:
+        _check_known(params, _WRITE_PARAMS)
+        pipeline.check_device(params.get("device"))
+        url, data = _source(params.get("configdrive"), params.get("url"), params.get("data"))
+        if (url is None) == (data is None):
+            raise InvalidInputError(
+                reason="give exactly one config drive source: configdrive (URL or inline "
+                       "data), url or data")
+        if params.get("target", "partition") not in pipeline.TARGETS:
+            raise InvalidInputError(
+                reason=f"target must be one of {', '.join(pipeline.TARGETS)}")
+    except ConfigDriveError as exc:
+        raise ConfigDriveParamsError(exc) from None
+
+
+def _validate_device(ext: Any, **params: Any) -> None:
+    try:
+        _check_known(params, _DEVICE_PARAMS)
+        pipeline.check_device(params.get("device"))
+    except ConfigDriveError as exc:
+        raise ConfigDriveParamsError(exc) from None
+
+
+class ConfigDriveExtension(base.BaseAgentExtension):
+    """Write, inspect and remove config drives on the disk the conductor names."""
+
+    @base.async_command("write", _validate_write)
+    @_as_rest_errors
+    def write(self, device: str | None = None, configdrive: str | None = None,
+              url: str | None = None, data: str | None = None, sha256: str | None = None,
+              size: int | None = None, target: str = "partition",
+              format: str | None = None,  # the command parameter IPA callers use
+              proxies: dict[str, str] | None = None,
+              no_proxy: str | None = None) -> dict[str, Any]:
+        """Stream, verify and write a config drive; see :func:`pipeline.write_config_drive`.
+
+        :param device: the disk to write to (required: the agent never guesses).
+        :param configdrive: URL or inline gzip+base64 data (masked in IPA's logs).
+        :param sha256: expected sha256 of the decoded image.
+        :param size: expected size of the decoded image in bytes.
+        :param target: ``partition`` (default) or ``device`` (the whole device).
+        :param format: ``iso9660``, ``vfat`` or unset (keep unless the disk needs vfat).
+        :param proxies: ``{"http": ..., "https": ...}`` as for IPA's image downloads.
+        :param no_proxy: hosts to reach directly.
+        """
+        url, data = _source(configdrive, url, data)
+        options = FetchOptions.from_ipa_config(proxies=proxies or None, no_proxy=no_proxy)
+        return pipeline.write_config_drive(
+            device or "", url=url, data=data, sha256=sha256, size=size, target=target,
+            image_format=format, fetch_options=options)
+
+    @base.async_command("remove", _validate_device)
+    @_as_rest_errors
+    def remove(self, device: str | None = None) -> dict[str, Any]:
+        """Zero and delete the config-2 partition of ``device``; success if there is none."""
+        return pipeline.remove(device or "")
+
+    @base.sync_command("status", _validate_device)
+    @_as_rest_errors
+    def status(self, device: str | None = None) -> dict[str, Any]:
+        """Report the config drive on ``device``: present, partition, size, label, sha256."""
+        return pipeline.status(device or "")

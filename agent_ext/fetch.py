@@ -1,0 +1,408 @@
+"""Stream a config drive over HTTP(S): retries, Range resume, TLS, proxies, masked URLs.
+
+The body is handed on in chunks as it arrives: never held whole, never written to a temp
+file. Connection setup and 5xx answers are retried by urllib3's :class:`Retry` (with
+backoff); a body that breaks mid-way is resumed with ``Range: bytes=N-`` guarded by
+``If-Range``, so a flaky link costs one more request, not the whole transfer.
+
+Temp URLs carry their signature in the query string, so only :func:`mask_url` output ever
+reaches a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import ssl
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from agent_ext.errors import InvalidInputError, TransferError
+
+LOG = logging.getLogger(__name__)
+
+CHUNK_SIZE = 256 * 1024
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+# Errors while reading the body that a Range request can recover from.
+_BODY_ERRORS = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError)
+
+
+_QUERY_IN_TEXT = re.compile(r"\?[^\s\"']*")
+
+
+class _MaskQueryFilter(logging.Filter):
+    """Hide query strings in urllib3's own debug/warning lines (they quote the request path)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        if "?" in text:
+            record.msg = _QUERY_IN_TEXT.sub("?***", text)
+            record.args = ()
+        return True
+
+
+def _install_log_masking() -> None:
+    for name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _MaskQueryFilter) for f in logger.filters):
+            logger.addFilter(_MaskQueryFilter())
+
+
+_install_log_masking()
+
+
+def mask_url(url: str) -> str:
+    """The URL with credentials and every query value hidden, fit for logs and errors.
+
+    Parameter names stay (``temp_url_sig=***``) so an operator still sees what kind of URL
+    it was; values (signatures, expiry, tokens) never leave this process.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host  # IPv6 literals keep their brackets
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    query = "&".join(f"{name}=***" for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+    if parts.query and not query:
+        query = "***"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchOptions:
+    """How to reach the store: timeouts, retries, TLS material and proxies."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    #: Retries of connection setup and of 5xx answers (urllib3 ``Retry``).
+    retries: int = 5
+    backoff_factor: float = 0.5
+    backoff_max: float = 10.0
+    #: How many times a body that broke mid-way is resumed with a Range request.
+    max_resumes: int = 5
+    chunk_size: int = CHUNK_SIZE
+    #: ``True`` (system CAs), ``False`` (insecure) or the path of a CA bundle.
+    verify: bool | str = True
+    #: Client certificate and key files for mutual TLS.
+    cert: tuple[str, str] | None = None
+    #: ``{"http": ..., "https": ...}`` as in IPA's image_info; ``no_proxy`` is separate.
+    proxies: Mapping[str, str] | None = None
+    no_proxy: str | None = None
+    #: TLS policy (minimum version, ciphers) as IPA builds it; None uses urllib3's default.
+    ssl_context: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_ipa_config(cls, conf: Any = None, **overrides: Any) -> FetchOptions:
+        """Options from IPA's own ``[DEFAULT]`` settings (insecure, cafile, certfile, ...).
+
+        The agent reuses what the operator already configured for IPA's image downloads
+        instead of growing a second set of TLS and timeout options.
+        """
+        use_global = conf is None
+        if conf is None:
+            from oslo_config import cfg
+
+            conf = cfg.CONF
+        values: dict[str, Any] = {}
+        if getattr(conf, "insecure", False):
+            values["verify"] = False
+        elif getattr(conf, "cafile", None):
+            values["verify"] = conf.cafile
+        if getattr(conf, "certfile", None) and getattr(conf, "keyfile", None):
+            values["cert"] = (conf.certfile, conf.keyfile)
+        timeout = getattr(conf, "image_download_connection_timeout", None)
+        if timeout:
+            values["connect_timeout"] = float(timeout)
+            values["read_timeout"] = float(timeout)
+        retries = getattr(conf, "image_download_connection_retries", None)
+        if retries is not None:
+            values["retries"] = int(retries)
+        interval = getattr(conf, "image_download_connection_retry_interval", None)
+        if interval is not None:
+            values["backoff_max"] = float(interval)
+        if use_global:
+            context = _ipa_ssl_context()
+            if context is not None:
+                values["ssl_context"] = context
+        values.update(overrides)
+        return cls(**values)
+
+
+def _ipa_ssl_context() -> ssl.SSLContext | None:
+    """IPA's client TLS context ([DEFAULT]tls_min_version, tls_cipher_suites), if it has one.
+
+    IPA builds it from its global configuration; older releases have no such helper.
+    """
+    try:
+        from ironic_python_agent import utils as ipa_utils
+
+        create = getattr(ipa_utils, "create_ssl_context", None)
+        return create("client") if create is not None else None
+    except Exception as exc:  # an unusable TLS setting must not hide behind a traceback
+        LOG.warning("Not using IPA's TLS settings for config drive downloads: %s", exc)
+        return None
+
+
+class _TLSAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections use a given SSL context (IPA's TLS policy)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None, **kwargs: Any) -> None:
+        self._ssl_context = ssl_context
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        if self._ssl_context is not None:
+            kwargs["ssl_context"] = self._ssl_context
+        super().init_poolmanager(*args, **kwargs)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        if self._ssl_context is not None:
+            proxy_kwargs["ssl_context"] = self._ssl_context
+        return super().proxy_manager_for(proxy, **proxy_kwargs)
+
+
+def make_session(options: FetchOptions) -> requests.Session:
+    """A session whose adapter retries connects and 5xx answers with backoff."""
+    retry = Retry(
+        total=options.retries,
+        connect=options.retries,
+        read=options.retries,
+        status=options.retries,
+        # TLS and other errors are not transient: fail at once with a clear message.
+        other=0,
+        redirect=5,
+        allowed_methods=frozenset({"GET"}),
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=options.backoff_factor,
+        backoff_max=options.backoff_max,
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+    session = requests.Session()
+    adapter = _TLSAdapter(options.ssl_context, max_retries=retry, pool_connections=1,
+                          pool_maxsize=1)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.verify = options.verify
+    if options.cert:
+        session.cert = options.cert
+    if options.proxies:
+        session.proxies.update(options.proxies)
+    if options.no_proxy:
+        # requests honours a "no_proxy" entry in the proxies mapping; unlike IPA's image
+        # download we do not change the process environment.
+        session.proxies["no_proxy"] = options.no_proxy
+    # Byte offsets for Range resume must count the bytes as stored, not a re-encoding.
+    session.headers["Accept-Encoding"] = "identity"
+    return session
+
+
+class HTTPSource:
+    """Iterate over the body of ``url`` in chunks, resuming a broken transfer.
+
+    Attributes after (or during) iteration: ``total`` (Content-Length or ``None``),
+    ``received`` (bytes yielded) and ``resumes`` (Range requests made).
+    """
+
+    def __init__(self, url: str, options: FetchOptions | None = None,
+                 session: requests.Session | None = None) -> None:
+        scheme = urlsplit(url).scheme.lower() if isinstance(url, str) else ""
+        if scheme not in ("http", "https"):
+            raise InvalidInputError(
+                reason=f"config drive URL {mask_url(str(url))} is not http(s); "
+                       "give an http:// or https:// URL")
+        self.url = url
+        self.safe_url = mask_url(url)
+        self.options = options or FetchOptions()
+        self._session = session
+        self.total: int | None = None
+        self.received = 0
+        self.resumes = 0
+        self._validator: str | None = None
+
+    def _error(self, reason: str) -> TransferError:
+        return TransferError(url=self.safe_url, reason=reason)
+
+    def _request(self, headers: dict[str, str]) -> requests.Response:
+        assert self._session is not None
+        timeout = (self.options.connect_timeout, self.options.read_timeout)
+        try:
+            # verify/cert per request: a session-level value loses to REQUESTS_CA_BUNDLE
+            # from the environment (requests' merge order).
+            return self._session.get(self.url, headers=headers, stream=True, timeout=timeout,
+                                     verify=self.options.verify, cert=self.options.cert)
+        except requests.exceptions.SSLError as exc:
+            raise self._error(
+                "TLS verification failed "
+                f"({_root_cause(exc)}); give the CA bundle that signed the server's "
+                "certificate (IPA [DEFAULT]cafile, or --cafile) or fix the server "
+                "certificate") from None
+        except requests.exceptions.ConnectTimeout:
+            raise self._error(
+                f"connecting timed out after {self.options.connect_timeout:g} s "
+                f"({self.options.retries} retries); check the network path to the "
+                "store") from None
+        except requests.exceptions.ReadTimeout:
+            raise self._error(
+                f"no answer within {self.options.read_timeout:g} s "
+                f"({self.options.retries} retries); the store is overloaded or "
+                "unreachable") from None
+        except requests.exceptions.ProxyError as exc:
+            raise self._error(f"proxy failure ({_root_cause(exc)}); check the proxies "
+                              "given with the command") from None
+        except requests.exceptions.RetryError as exc:
+            raise self._error(f"gave up after {self.options.retries} retries "
+                              f"({_root_cause(exc)})") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise self._error(
+                f"cannot connect after {self.options.retries} retries "
+                f"({_root_cause(exc)}); check that the store is up and reachable") from None
+        except requests.exceptions.RequestException as exc:
+            raise self._error(f"request failed ({_root_cause(exc)})") from None
+
+    def _check_status(self, resp: requests.Response) -> None:
+        code = resp.status_code
+        if code in (200, 206):
+            return
+        resp.close()
+        if code == 404:
+            raise self._error(
+                "HTTP 404 Not Found: the stored config drive is gone (deleted or expired "
+                "on the store); redeploy or rebuild the node so the conductor stores it "
+                "again")
+        if code in (401, 403):
+            raise self._error(
+                f"HTTP {code} {resp.reason}: the temp URL has likely expired or its "
+                "signature is invalid; re-run the deploy step (or rebuild the node) so the "
+                "conductor signs a fresh temp URL")
+        if code >= 500:
+            raise self._error(
+                f"HTTP {code} {resp.reason} after {self.options.retries} retries; check "
+                "the store (Swift proxy / HTTP server) and retry")
+        raise self._error(f"unexpected HTTP {code} {resp.reason}")
+
+    def _open(self) -> requests.Response:
+        resp = self._request({})
+        self._check_status(resp)
+        if resp.status_code != 200:
+            resp.close()
+            raise self._error(f"unexpected HTTP {resp.status_code} to a plain GET")
+        length = resp.headers.get("Content-Length")
+        self.total = int(length) if length and length.isdigit() else None
+        etag = resp.headers.get("ETag")
+        if etag and not etag.startswith("W/"):
+            self._validator = etag
+        else:
+            self._validator = resp.headers.get("Last-Modified")
+        return resp
+
+    def _resume(self) -> requests.Response:
+        headers = {"Range": f"bytes={self.received}-"}
+        if self._validator:
+            headers["If-Range"] = self._validator
+        resp = self._request(headers)
+        self._check_status(resp)
+        if resp.status_code == 200:
+            resp.close()
+            raise self._error(
+                f"the connection broke after {self.received} bytes and the server answered "
+                "the resume request with the whole body (HTTP 200): it does not support "
+                "Range requests or the object changed; retry the deploy step")
+        match = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+        if (match is None or int(match.group(1)) != self.received
+                or (self.total is not None and match.group(3) != "*"
+                    and int(match.group(3)) != self.total)):
+            resp.close()
+            raise self._error(
+                f"resume at byte {self.received} got a mismatching Content-Range "
+                f"{resp.headers.get('Content-Range')!r}; the object changed on the store")
+        return resp
+
+    def __iter__(self) -> Iterator[bytes]:
+        own_session = self._session is None
+        if own_session:
+            self._session = make_session(self.options)
+        try:
+            resp = self._open()
+            while True:
+                try:
+                    yield from self._read_body(resp)
+                except _BODY_ERRORS as exc:
+                    resp.close()
+                    if self.resumes >= self.options.max_resumes:
+                        raise self._error(
+                            f"connection lost after {self.received} bytes and "
+                            f"{self.resumes} resumes ({_root_cause(exc)}); check the "
+                            "network and retry") from None
+                    self.resumes += 1
+                    LOG.warning("Download of %s broke after %d bytes (%s); resuming (%d/%d)",
+                                self.safe_url, self.received, type(exc).__name__,
+                                self.resumes, self.options.max_resumes)
+                    resp = self._resume()
+                    continue
+                resp.close()
+                if self.total is not None and self.received < self.total:
+                    # A clean close before Content-Length: treat like a broken body.
+                    if self.resumes >= self.options.max_resumes:
+                        raise self._error(
+                            f"body ended after {self.received} of {self.total} bytes")
+                    self.resumes += 1
+                    resp = self._resume()
+                    continue
+                return
+        finally:
+            if own_session and self._session is not None:
+                self._session.close()
+                self._session = None
+
+    def _read_body(self, resp: requests.Response) -> Iterator[bytes]:
+        raw = resp.raw
+        size = self.options.chunk_size
+        while True:
+            chunk = raw.read(size, decode_content=False)
+            if not chunk:
+                return
+            self.received += len(chunk)
+            yield chunk
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost reason of a requests/urllib3 error, without the URL it may quote."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    reason: BaseException = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        reason = current
+        nxt = getattr(current, "reason", None)
+        if isinstance(nxt, BaseException):
+            current = nxt
+            continue
+        if current.args and isinstance(current.args[0], BaseException):
+            current = current.args[0]
+            continue
+        current = current.__cause__ or current.__context__
+    text = str(reason)
+    # urllib3 quotes the request path (query included) in some messages.
+    text = re.sub(r"(url|URL): \S+", r"\1: <masked>", text)
+    text = _QUERY_IN_TEXT.sub("?***", text)
+    return f"{type(reason).__name__}: {text}" if text else type(reason).__name__
+
+
+def fetch(url: str, options: FetchOptions | None = None) -> Iterator[bytes]:
+    """Convenience generator over :class:`HTTPSource`."""
+    yield from HTTPSource(url, options)

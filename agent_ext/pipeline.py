@@ -1,0 +1,475 @@
+"""Fetch → decode → hash → write: the one write path shared by the agent and the CLI.
+
+Bytes flow through in pieces of at most 1 MiB: the download (or inline text, or a file) is
+decoded on the fly by the image core's :class:`StreamDecoder` (64 MiB cap enforced while
+inflating) and handed to the disk layer's :class:`DriveWriter`, which hashes what it gets,
+writes the label-carrying blocks last and verifies by read-back. Nothing is made valid before
+the expected size and sha256 (those of the *decoded* image) match. Nothing is prepared on the
+disk before the first decoded bytes prove the data is a config drive (a 404, an expired temp
+URL or garbage fail without touching it).
+
+The one exception to streaming: a filesystem the disk cannot serve as-is (ISO9660 or a
+512-byte-sector FAT on a 4Kn disk, or a format preference that differs from the image) has
+to be rebuilt, which needs the whole image (at most 64 MiB) in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import queue
+import re
+import struct
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from agent_ext.errors import DeviceError, InvalidInputError, VerificationError
+from agent_ext.fetch import CHUNK_SIZE, FetchOptions, HTTPSource
+from ironic_configdrive.image import StreamDecoder, formats, rebuild_image
+
+LOG = logging.getLogger(__name__)
+
+#: ``progress(done_bytes, total_bytes_or_None)``, called after each piece is written.
+ProgressCallback = Callable[[int, "int | None"], None]
+
+TARGETS = ("partition", "device")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+#: ISO9660's logical block; a disk with larger sectors cannot serve it.
+_ISO_BLOCK = 2048
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass / namedtuple result of the disk layer as a JSON-serialisable dict."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if hasattr(obj, "_asdict"):
+        return dict(obj._asdict())
+    if isinstance(obj, dict):
+        return dict(obj)
+    return dict(vars(obj))
+
+
+# -- argument checking ------------------------------------------------------------------------
+
+def check_device(device: Any) -> str:
+    if not isinstance(device, str) or not device.strip():
+        raise InvalidInputError(
+            reason="no target device given: the agent never guesses a disk; pass the "
+                   "device the conductor chose (e.g. device=/dev/sda)")
+    return device.strip()
+
+
+def _check_sha256(sha256: Any) -> str | None:
+    if sha256 in (None, ""):
+        return None
+    if not isinstance(sha256, str) or not _SHA256.match(sha256):
+        raise InvalidInputError(reason="sha256 must be 64 hexadecimal digits")
+    return sha256.lower()
+
+
+def _check_size(size: Any) -> int | None:
+    if size in (None, ""):
+        return None
+    try:
+        value = int(size)
+    except (TypeError, ValueError):
+        raise InvalidInputError(reason=f"size must be a number of bytes, not {size!r}") from None
+    if value <= 0 or value > formats.MAX_IMAGE_SIZE:
+        raise InvalidInputError(
+            reason=f"size {value} is outside 1..{formats.MAX_IMAGE_SIZE} bytes (64 MiB cap)")
+    return value
+
+
+def _check_format(image_format: Any) -> str | None:
+    if image_format in (None, "", "auto"):
+        return None
+    if image_format not in formats.FORMATS:
+        raise InvalidInputError(
+            reason=f"format must be one of {', '.join(formats.FORMATS)} or unset, "
+                   f"not {image_format!r}")
+    return str(image_format)
+
+
+# -- sources ----------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class _Source:
+    chunks: Iterable[bytes]
+    description: str
+    http: HTTPSource | None = None
+
+
+def _inline_chunks(data: bytes) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(view), CHUNK_SIZE):
+        yield bytes(view[start : start + CHUNK_SIZE])
+
+
+def _file_chunks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            yield chunk
+
+
+def _open_source(url: str | None, data: str | bytes | None, file: str | None,
+                 fetch_options: FetchOptions | None) -> _Source:
+    given = [name for name, value in (("url", url), ("data", data), ("file", file))
+             if value not in (None, b"", "")]
+    if len(given) != 1:
+        raise InvalidInputError(
+            reason="give exactly one config drive source (url, inline data or file), "
+                   f"got {', '.join(given) or 'none'}")
+    if url:
+        http = HTTPSource(url, fetch_options)
+        return _Source(http, http.safe_url, http)
+    if file:
+        try:
+            open(file, "rb").close()
+        except OSError as exc:
+            raise InvalidInputError(
+                reason=f"cannot read config drive file {file}: {exc.strerror}") from None
+        return _Source(_file_chunks(file), f"file {file}")
+    if isinstance(data, str):
+        try:
+            raw = data.encode("ascii")
+        except UnicodeEncodeError:
+            raise InvalidInputError(
+                reason="inline config drive data must be base64 text (ASCII) as Ironic "
+                       "sends it") from None
+    elif isinstance(data, (bytes, bytearray)):
+        raw = bytes(data)
+    else:
+        raise InvalidInputError(
+            reason=f"inline config drive data must be a string, not {type(data).__name__}; "
+                   "build the image on the conductor and send it encoded")
+    return _Source(_inline_chunks(raw), f"inline data ({len(raw)} bytes)")
+
+
+def _decoded(chunks: Iterable[bytes], decoder: StreamDecoder) -> Iterator[bytes]:
+    for chunk in chunks:
+        yield from decoder.feed(chunk)
+    yield from decoder.finish()
+
+
+# -- overlapping network, decoding and disk I/O ------------------------------------------------
+#
+# Three stages run at once: a thread reads the body (socket reads release the GIL), the
+# caller's thread decodes (zlib releases the GIL while inflating), and a thread hashes and
+# writes (hashlib and pwrite release it too). Queues are bounded, so memory stays a few MiB.
+
+_DEPTH = 1
+_POLL = 0.1
+_CLOSE_WAIT = 5.0
+
+
+class _Prefetch:
+    """Iterate ``items`` in a background thread, handing them over a bounded queue."""
+
+    def __init__(self, items: Iterable[bytes], depth: int = _DEPTH) -> None:
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(iter(items),),
+                                        name="configdrive-fetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, items: Iterator[bytes]) -> None:
+        try:
+            for chunk in items:
+                if not self._put(("chunk", chunk)):
+                    break
+            else:
+                self._put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            self._put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            kind, value = self._queue.get()
+            if kind == "chunk":
+                yield value
+            elif kind == "end":
+                return
+            else:
+                raise value
+
+    def close(self) -> None:
+        """Stop fetching. A read already in progress may take up to the read timeout;
+        the daemon thread then ends on its own instead of holding up the error."""
+        self._stop.set()
+        self._thread.join(timeout=_CLOSE_WAIT)
+
+
+class _BackgroundWriter:
+    """Feed a DriveWriter from a thread; errors surface on the next call in the caller."""
+
+    def __init__(self, writer: Any, depth: int = _DEPTH) -> None:
+        self._writer = writer
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="configdrive-write",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (piece := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write(piece)
+                except BaseException as exc:
+                    self._error = exc
+
+    def write(self, piece: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(piece)
+
+    def stop(self) -> None:
+        """Wait until the thread has handled every queued piece (or skipped them)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def finish(self) -> None:
+        """Wait until every piece is written; re-raise the first write error."""
+        self.stop()
+        if self._error is not None:
+            raise self._error
+
+
+# -- planning ---------------------------------------------------------------------------------
+
+def _fat_sector_size(head: bytes) -> int:
+    return int(struct.unpack_from("<H", head, 11)[0])
+
+
+def _plan(found: str, head: bytes, sector_size: int, wanted: str | None,
+          device: str) -> tuple[str, str | None]:
+    """Return (format to write, reason to rebuild or None to write as received)."""
+    if wanted == formats.ISO9660 and sector_size > _ISO_BLOCK:
+        raise DeviceError(
+            device=device,
+            reason=f"has {sector_size}-byte logical sectors and ISO9660 (2048-byte blocks) "
+                   "cannot be read there; leave the format unset or ask for vfat")
+    if found == formats.ISO9660:
+        if sector_size > _ISO_BLOCK:
+            return formats.VFAT, (f"ISO9660 cannot be read on {sector_size}-byte sectors; "
+                                  f"rebuilt as vfat with {sector_size}-byte sectors")
+        if wanted == formats.VFAT:
+            return formats.VFAT, "vfat requested; rebuilt from the ISO9660 image"
+        return formats.ISO9660, None
+    # vfat
+    if wanted == formats.ISO9660:
+        return formats.ISO9660, "iso9660 requested; rebuilt from the vfat image"
+    if _fat_sector_size(head) < sector_size:
+        return formats.VFAT, (f"the vfat image has {_fat_sector_size(head)}-byte sectors, "
+                              f"the disk {sector_size}; rebuilt with {sector_size}-byte "
+                              "sectors")
+    return formats.VFAT, None
+
+
+def _verify_size(device: str, data_size: int, size: int | None) -> None:
+    if size is not None and data_size != size:
+        raise VerificationError(
+            device=device,
+            reason=f"the decoded image is {data_size} bytes, expected {size}; the stored "
+                   "image does not match what the conductor recorded, rebuild the node")
+
+
+def _verify(device: str, data_size: int, digest: str, size: int | None,
+            sha256: str | None) -> None:
+    _verify_size(device, data_size, size)
+    if sha256 is not None and digest != sha256:
+        raise VerificationError(
+            device=device,
+            reason=f"sha256 of the decoded image is {digest}, expected {sha256}; the "
+                   "stored image is corrupt or was replaced, rebuild the node")
+
+
+# -- the write path ---------------------------------------------------------------------------
+
+def write_config_drive(device: str, *, url: str | None = None, data: str | bytes | None = None,
+                       file: str | None = None, sha256: str | None = None,
+                       size: int | None = None, target: str = "partition",
+                       image_format: str | None = None,
+                       progress: ProgressCallback | None = None,
+                       fetch_options: FetchOptions | None = None) -> dict[str, Any]:
+    """Write a config drive from ``url``, inline ``data`` or a local ``file`` to ``device``.
+
+    :param sha256: expected sha256 of the decoded image (what the conductor built).
+    :param size: expected size in bytes of the decoded image.
+    :param target: ``"partition"`` (a config-2 partition on ``device``) or ``"device"``
+        (the whole device, e.g. a USB or virtual disk).
+    :param image_format: ``"iso9660"`` / ``"vfat"`` to insist on a format (the image is
+        rebuilt when needed), ``None`` to keep it unless the disk cannot serve it.
+    :returns: a JSON-serialisable summary (device, partition path, sizes, hashes, ...).
+    :raises ConfigDriveError: a subclass saying what failed and what to do; the device then
+        holds no valid config-2 filesystem from this call.
+    """
+    from agent_ext import disk
+
+    device = check_device(device)
+    expected_sha = _check_sha256(sha256)
+    expected_size = _check_size(size)
+    wanted = _check_format(image_format)
+    if target not in TARGETS:
+        raise InvalidInputError(reason=f"target must be one of {', '.join(TARGETS)}, "
+                                       f"not {target!r}")
+    source = _open_source(url, data, file, fetch_options)
+    sector_size = int(disk.logical_sector_size(device))
+    LOG.info("Writing config drive from %s to %s (%s, %d-byte sectors)",
+             source.description, device, target, sector_size)
+
+    decoder = StreamDecoder(cap=formats.MAX_IMAGE_SIZE)
+    prefetch = _Prefetch(source.chunks) if source.http is not None else None
+    try:
+        return _write(disk, device, target, source, decoder, prefetch, sector_size,
+                      expected_size, expected_sha, wanted, progress)
+    finally:
+        if prefetch is not None:
+            prefetch.close()
+
+
+def _write(disk: Any, device: str, target: str, source: _Source, decoder: StreamDecoder,
+           prefetch: _Prefetch | None, sector_size: int, expected_size: int | None,
+           expected_sha: str | None, wanted: str | None,
+           progress: ProgressCallback | None) -> dict[str, Any]:
+    pieces = _decoded(prefetch if prefetch is not None else source.chunks, decoder)
+    # The decoder holds output back until the filesystem signature is known, so the first
+    # piece tells the format before anything touches the disk (and a 404 or a corrupt
+    # image fails before a partition is created).
+    first = next(pieces, b"")
+    found = decoder.image_format or formats.detect_format(first[: formats.SNIFF_SIZE])
+    if not first or found is None:  # the decoder guarantees both; stay clear if that changes
+        raise InvalidInputError(reason="the decoded data is not an ISO9660 or FAT image")
+    out_format, rebuild_reason = _plan(found, first, sector_size, wanted, device)
+
+    summary: dict[str, Any] = {
+        "device": device,
+        "target": target,
+        "source": source.description,
+        "encoding": decoder.encoding,
+        "source_format": found,
+        "format": out_format,
+        "logical_sector_size": sector_size,
+        "rebuilt": rebuild_reason is not None,
+        "rebuild_reason": rebuild_reason,
+    }
+    if rebuild_reason is None:
+        written = _stream_write(disk, device, target, first, pieces, expected_size,
+                                expected_sha, progress, summary)
+    else:
+        LOG.info("Config drive for %s: %s", device, rebuild_reason)
+        written = _rebuild_write(disk, device, target, first, pieces, out_format, sector_size,
+                                 expected_size, expected_sha, progress, summary)
+    summary.update(written)
+    if source.http is not None:
+        summary["resumes"] = source.http.resumes
+    LOG.info("Config drive written to %s (%d bytes, sha256 %s)", summary.get("path"),
+             summary.get("size", 0), summary.get("sha256"))
+    return summary
+
+
+def _stream_write(disk: Any, device: str, target: str, first: bytes, pieces: Iterator[bytes],
+                  expected_size: int | None, expected_sha: str | None,
+                  progress: ProgressCallback | None, summary: dict[str, Any]) -> dict[str, Any]:
+    prepared = disk.prepare_target(device, size=expected_size or formats.MAX_IMAGE_SIZE,
+                                   target=target)
+    summary.update(_target_summary(prepared))
+    done = 0
+    # DriveWriter aborts on any exception leaving the block (download failure, bad hash,
+    # cap exceeded, interrupt): the target then holds no valid config-2 filesystem. It also
+    # hashes what it receives, so the sha256 is computed once, in the writing thread.
+    with disk.DriveWriter(prepared) as writer:
+        background = _BackgroundWriter(writer)
+        try:
+            piece: bytes | None = first
+            while piece is not None:
+                done += len(piece)
+                if expected_size is not None and done > expected_size:
+                    raise VerificationError(
+                        device=device,
+                        reason=f"the decoded image is larger than the expected "
+                               f"{expected_size} bytes; the stored image does not match "
+                               "what the conductor recorded, rebuild the node")
+                background.write(piece)
+                if progress is not None:
+                    progress(done, expected_size)
+                piece = next(pieces, None)
+        except BaseException:
+            background.stop()  # no thread may write while the writer aborts
+            raise
+        background.finish()
+        _verify_size(device, done, expected_size)
+        result = writer.commit(expected_sha256=expected_sha, expected_size=done)
+    out = as_dict(result)
+    out["source_size"] = done
+    out["source_sha256"] = out.get("sha256")
+    return out
+
+
+def _rebuild_write(disk: Any, device: str, target: str, first: bytes, pieces: Iterator[bytes],
+                   out_format: str, sector_size: int, expected_size: int | None,
+                   expected_sha: str | None, progress: ProgressCallback | None,
+                   summary: dict[str, Any]) -> dict[str, Any]:
+    collected = bytearray(first)
+    for piece in pieces:  # the decoder's cap bounds this at 64 MiB
+        collected += piece
+        if progress is not None:
+            progress(len(collected), expected_size)
+    image = bytes(collected)
+    del collected
+    source_size = len(image)
+    digest = hashlib.sha256(image).hexdigest()
+    _verify(device, source_size, digest, expected_size, expected_sha)
+    rebuilt = rebuild_image(image, fmt=out_format,
+                            sector_size=sector_size if out_format == formats.VFAT else 512)
+    del image
+    rebuilt_sha = hashlib.sha256(rebuilt).hexdigest()
+    prepared = disk.prepare_target(device, size=len(rebuilt), target=target)
+    summary.update(_target_summary(prepared))
+    with disk.DriveWriter(prepared) as writer:
+        view = memoryview(rebuilt)
+        for start in range(0, len(view), CHUNK_SIZE):
+            writer.write(bytes(view[start : start + CHUNK_SIZE]))
+        result = writer.commit(expected_sha256=rebuilt_sha, expected_size=len(rebuilt))
+    out = as_dict(result)
+    out["source_size"] = source_size
+    out["source_sha256"] = digest
+    return out
+
+
+def _target_summary(prepared: Any) -> dict[str, Any]:
+    info = as_dict(prepared)
+    return {"path": info.get("path"), "partition_number": info.get("partition_number"),
+            "capacity": info.get("capacity"), "action": info.get("action")}
+
+
+def remove(device: str) -> dict[str, Any]:
+    """Remove the config-2 partition of ``device`` (zeroed first); idempotent."""
+    from agent_ext import disk
+
+    device = check_device(device)
+    return {"device": device, **as_dict(disk.remove_config_drive(device))}
+
+
+def status(device: str) -> dict[str, Any]:
+    """What config drive ``device`` holds: present, partition, size, label, format, sha256."""
+    from agent_ext import disk
+
+    device = check_device(device)
+    return {"device": device, **as_dict(disk.config_drive_status(device))}

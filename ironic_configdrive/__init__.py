@@ -1,0 +1,1 @@
+"""Config drives for OpenStack bare metal (Ironic deploy interface, agent extension, CLI)."""

@@ -1,0 +1,59 @@
+"""Helpers shared by the CLI's subcommands: errors with exit codes, safe output files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+
+class CommandError(Exception):
+    """A failure reported as one line on stderr with the given exit code."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def read_input(path: str, what: str) -> bytes:
+    """Read a file (``-`` for stdin); unreadable input is a usage error (exit 2)."""
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read()
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise CommandError(f"cannot read {what} {path!r}: {exc.strerror}", 2) from None
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, mode: int = 0o600) -> Iterator[IO[bytes]]:
+    """Write to a temporary file beside ``path`` and rename it into place only on success.
+
+    Mode 0600 by default: config drives carry passwords, keys and user data.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".ironic-configdrive-", dir=directory)
+    except OSError as exc:
+        raise CommandError(f"cannot write {path!r}: {exc.strerror}", 2) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")

@@ -1,0 +1,110 @@
+"""``build``, ``inspect`` and ``validate``: the image core from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ironic_configdrive import image
+from ironic_configdrive.image import formats
+
+from .common import CommandError, atomic_output, print_json, read_input
+
+
+def _build(args: argparse.Namespace) -> int:
+    raw = read_input(args.input, "config drive JSON")
+    try:
+        configdrive = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CommandError(f"{args.input} is not valid JSON: {exc}", 2) from None
+    try:
+        built = image.build_image(configdrive, fmt=args.format, node_uuid=args.node_uuid,
+                                  node_name=args.node_name, cloudstack=args.cloudstack,
+                                  sector_size=args.sector_size)
+        payload = image.pack(built).encode("ascii") if args.pack else built
+    except image.ConfigDriveError as exc:
+        raise CommandError(exc.message, 1) from None
+    with atomic_output(args.output) as handle:
+        handle.write(payload)
+    if args.json:
+        print_json({"output": args.output, "format": args.format, "image_size": len(built),
+                    "written": len(payload), "packed": args.pack})
+    else:
+        what = "gzip+base64 text of a " if args.pack else ""
+        print(f"wrote {args.output}: {what}{args.format} config drive, "
+              f"{len(built)} bytes ({len(payload)} written)")
+    return 0
+
+
+def _human_report(report: image.Report) -> str:
+    lines = [
+        f"format:     {report.format or 'unknown'}"
+        + (f" (received as {report.encoding})" if report.encoding else ""),
+        f"label:      {report.label or '-'}",
+        f"size:       {report.size} bytes",
+        f"uuid:       {report.uuid or '-'}",
+        f"hostname:   {report.hostname or '-'}",
+        f"openstack:  {', '.join(report.openstack_versions) or '-'}",
+        f"cloud-init reads: {report.cloud_init_version or '-'}",
+        f"ec2:        {', '.join(report.ec2_versions) or '-'}",
+        f"files:      {len(report.files)}",
+    ]
+    lines += [f"  {size:>10}  {path}" for path, size in report.files.items()]
+    lines += [f"warning: {text}" for text in report.warnings]
+    lines += [f"problem: {text}" for text in report.problems]
+    lines.append("valid" if report.valid else f"INVALID: {len(report.problems)} problem(s)")
+    return "\n".join(lines)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    report = image.inspect(read_input(args.image, "image"))
+    if args.json:
+        print_json(report.as_dict())
+    else:
+        print(_human_report(report))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    report = image.inspect(read_input(args.image, "image"))
+    result: dict[str, Any] = {"valid": report.valid, "problems": report.problems,
+                              "warnings": report.warnings}
+    if args.json:
+        print_json(result)
+    else:
+        for text in report.problems:
+            print(f"problem: {text}", file=sys.stderr)
+        if report.valid:
+            print(f"{args.image}: valid {report.format} config drive")
+    return 0 if report.valid else 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    build = subparsers.add_parser(
+        "build", help="build a config drive image from Ironic's JSON form",
+        description="Build a config drive from a JSON file holding "
+        "{meta_data, user_data, network_data, vendor_data} ('-' reads stdin).")
+    build.add_argument("input", metavar="INPUT.json")
+    build.add_argument("-o", "--output", required=True, metavar="OUT")
+    build.add_argument("--format", choices=formats.FORMATS, default=formats.ISO9660)
+    build.add_argument("--pack", action="store_true",
+                       help="write gzip+base64 text, the form Ironic's API takes")
+    build.add_argument("--node-uuid", help="default for meta_data.uuid")
+    build.add_argument("--node-name", help="default for meta_data.name and hostname")
+    build.add_argument("--cloudstack", action="store_true", help="add the CloudStack layout")
+    build.add_argument("--sector-size", type=int, choices=(512, 4096), default=512,
+                       help="vfat logical sector size (4096 for 4Kn disks)")
+    build.add_argument("--json", action="store_true", help="machine-readable summary")
+    build.set_defaults(handler=_build)
+
+    for name, handler, text in (
+            ("inspect", _inspect, "describe a config drive image in any accepted encoding"),
+            ("validate", _validate, "check an image against what cloud-init and glean need; "
+             "exit 0 valid, 1 problems found, 2 unreadable")):
+        sub = subparsers.add_parser(name, help=text, description=text)
+        sub.add_argument("image", metavar="IMAGE",
+                         help="raw ISO9660/FAT, gzip, or base64 text of either ('-': stdin)")
+        sub.add_argument("--json", action="store_true")
+        sub.set_defaults(handler=handler)

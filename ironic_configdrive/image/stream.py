@@ -1,0 +1,287 @@
+"""Incremental decoder: any accepted config drive encoding in, raw image bytes out.
+
+Accepted encodings, recognised by magic bytes only:
+
+* base64 text (whitespace and line breaks allowed) of any of the below,
+* gzip (one or more members),
+* a raw ISO9660 or FAT image.
+
+Base64 is accepted only when the *decoded* prefix is itself gzip or an image: text that merely
+happens to decode is rejected rather than written to a disk. The output cap is enforced while
+inflating, so a gzip bomb stops after at most ``cap`` bytes with memory bounded by the chunk
+size.
+"""
+
+from __future__ import annotations
+
+import binascii
+import zlib
+from collections.abc import Iterable, Iterator
+
+from . import formats
+from .errors import InvalidMediaError, SizeLimitExceeded, UnknownFormatError
+
+#: Largest piece of output handed out at once (bounds memory while inflating).
+OUT_CHUNK = 1024 * 1024
+
+_B64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+_B64_ALPHABET = frozenset(_B64_CHARS)
+_WHITESPACE = b" \t\r\n\v\f"
+# Enough base64 text to decode a full sniffing window (4 chars per 3 bytes).
+_B64_SNIFF_CHARS = (formats.SNIFF_SIZE + 2) // 3 * 4
+
+
+class _Base64Layer:
+    """Strict streaming base64: whitespace is dropped, anything else non-alphabet fails."""
+
+    def __init__(self) -> None:
+        self._carry = b""
+        self._seen_padding = False
+
+    def feed(self, data: bytes) -> bytes:
+        data = self._carry + data.translate(None, _WHITESPACE)
+        stray = data.translate(None, _B64_CHARS)
+        if stray:
+            raise InvalidMediaError(
+                reason=f"malformed base64 text (unexpected character {stray[:1]!r})")
+        usable = len(data) - len(data) % 4
+        self._carry = data[usable:]
+        return self._decode(data[:usable])
+
+    def finish(self) -> bytes:
+        if self._carry:
+            raise InvalidMediaError(
+                reason=f"base64 text ends with {len(self._carry)} stray character(s); "
+                "the data is truncated")
+        return b""
+
+    def _decode(self, block: bytes) -> bytes:
+        if not block:
+            return b""
+        padding = block.find(b"=")
+        if self._seen_padding or (padding != -1 and padding < len(block) - 2) or (
+                padding == len(block) - 2 and block[-1:] != b"="):
+            raise InvalidMediaError(reason="malformed base64 text ('=' padding inside the data)")
+        self._seen_padding = padding != -1
+        try:
+            return binascii.a2b_base64(block)
+        except binascii.Error as exc:
+            raise InvalidMediaError(reason=f"malformed base64 text ({exc})") from None
+
+
+class _GzipLayer:
+    """Inflate gzip members one after another, never producing more than asked for."""
+
+    def __init__(self) -> None:
+        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""
+        self._member_done = False
+
+    def feed(self, data: bytes, limit: int) -> Iterator[bytes]:
+        """Inflate ``data``; each piece is at most OUT_CHUNK and all pieces at most ``limit+1``.
+
+        Producing one byte past the limit is how the caller learns the cap was crossed.
+        """
+        self._pending += data
+        budget = limit + 1
+        while self._pending and budget > 0:
+            if self._member_done and not self._start_next_member():
+                return
+            try:
+                out = self._inflater.decompress(self._pending, min(OUT_CHUNK, budget))
+            except zlib.error as exc:
+                raise InvalidMediaError(reason=f"corrupt gzip data ({exc})") from None
+            self._pending = self._inflater.unconsumed_tail
+            if self._inflater.eof:
+                self._member_done = True
+                self._pending = self._inflater.unused_data + self._pending
+            if out:
+                budget -= len(out)
+                yield out
+            elif not self._inflater.eof:
+                return  # zlib wants more input before it can produce output
+
+    def _start_next_member(self) -> bool:
+        """After a member ends: allow zero padding, or start the next member."""
+        if self._pending.strip(b"\x00") == b"":
+            self._pending = b""
+            return False
+        if not self._pending.startswith(formats.GZIP_MAGIC[: len(self._pending)]):
+            raise InvalidMediaError(reason="unexpected bytes after the end of the gzip data")
+        if len(self._pending) < len(formats.GZIP_MAGIC):
+            return False
+        self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._member_done = False
+        return True
+
+    def finish(self) -> None:
+        if not self._member_done or self._pending.strip(b"\x00"):
+            raise InvalidMediaError(reason="gzip data is truncated (no end of stream)")
+
+
+class StreamDecoder:
+    """Feed encoded chunks, get raw image chunks, with a hard cap on the output size.
+
+    >>> dec = StreamDecoder()
+    >>> for chunk in source:
+    ...     for piece in dec.feed(chunk):
+    ...         sink.write(piece)
+    >>> for piece in dec.finish():
+    ...     sink.write(piece)
+    """
+
+    def __init__(self, cap: int = formats.MAX_IMAGE_SIZE) -> None:
+        if cap <= 0:
+            raise ValueError("cap must be positive")
+        self.cap = cap
+        #: "base64+gzip", "gzip", "base64", "raw" once known, else None.
+        self.encoding: str | None = None
+        #: formats.ISO9660 or formats.VFAT once the image's start has been seen.
+        self.image_format: str | None = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._sniff_buffer = b""
+        self._image_head = b""
+        self._base64: _Base64Layer | None = None
+        self._gzip: _GzipLayer | None = None
+        self._finished = False
+
+    # -- public -----------------------------------------------------------------------------
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        """Decode one chunk of input, yielding raw image pieces (each at most 1 MiB)."""
+        if self._finished:
+            raise ValueError("feed() after finish()")
+        self.bytes_in += len(chunk)
+        if self.encoding is None:
+            self._sniff_buffer += chunk
+            if not self._enough_to_decide() or not self._decide(final=False):
+                return
+            chunk, self._sniff_buffer = self._sniff_buffer, b""
+        yield from self._decode(chunk)
+
+    def finish(self) -> Iterator[bytes]:
+        """Flush buffered input; raise if the data was truncated or never recognised."""
+        if self._finished:
+            return
+        self._finished = True
+        if self.encoding is None:
+            self._decide(final=True)
+            chunk, self._sniff_buffer = self._sniff_buffer, b""
+            yield from self._decode(chunk)
+        if self._base64 is not None:
+            tail = self._base64.finish()
+            if tail:
+                yield from self._decode_binary(tail)
+        if self._gzip is not None:
+            self._gzip.finish()
+        if self.image_format is None:
+            yield from self._check_image_head(final=True)
+        if self.bytes_out == 0:
+            raise InvalidMediaError(reason="the config drive data is empty")
+
+    # -- sniffing ---------------------------------------------------------------------------
+
+    def _enough_to_decide(self) -> bool:
+        # Re-sniffing on every tiny chunk would be quadratic; wait for a full window.
+        data = self._sniff_buffer
+        return data.startswith(formats.GZIP_MAGIC) or len(data) >= _B64_SNIFF_CHARS
+
+    def _decide(self, *, final: bool) -> bool:
+        """Pick the encoding from the buffered prefix; False means "need more input"."""
+        data = self._sniff_buffer
+        if not data:
+            if final:
+                raise InvalidMediaError(reason="the config drive data is empty")
+            return False
+        if data.startswith(formats.GZIP_MAGIC):
+            self.encoding = "gzip"
+            self._gzip = _GzipLayer()
+            return True
+        if formats.detect_format(data[: formats.SNIFF_SIZE]) is not None:
+            self.encoding = "raw"
+            return True
+        if self._looks_like_base64(data):
+            if len(data) < _B64_SNIFF_CHARS and not final:
+                return False
+            inner = self._base64_prefix(data)
+            if inner.startswith(formats.GZIP_MAGIC):
+                self.encoding = "base64+gzip"
+                self._gzip = _GzipLayer()
+            elif formats.detect_format(inner) is not None:
+                self.encoding = "base64"
+            else:
+                raise UnknownFormatError(
+                    reason="base64 text that decodes to neither gzip nor a filesystem image")
+            self._base64 = _Base64Layer()
+            return True
+        if final or len(data) >= formats.SNIFF_SIZE:
+            raise UnknownFormatError(reason="no gzip, ISO9660, FAT or base64 signature")
+        return False
+
+    @staticmethod
+    def _looks_like_base64(data: bytes) -> bool:
+        sample = data[:_B64_SNIFF_CHARS].translate(None, _WHITESPACE)
+        return bool(sample) and all(byte in _B64_ALPHABET for byte in sample)
+
+    @staticmethod
+    def _base64_prefix(data: bytes) -> bytes:
+        sample = data[:_B64_SNIFF_CHARS].translate(None, _WHITESPACE)
+        sample = sample[: len(sample) - len(sample) % 4]
+        try:
+            return binascii.a2b_base64(sample)
+        except binascii.Error:
+            return b""
+
+    # -- decoding ---------------------------------------------------------------------------
+
+    def _decode(self, chunk: bytes) -> Iterator[bytes]:
+        if self._base64 is not None:
+            chunk = self._base64.feed(chunk)
+        yield from self._decode_binary(chunk)
+
+    def _decode_binary(self, chunk: bytes) -> Iterator[bytes]:
+        if self._gzip is None:
+            yield from self._emit(chunk)
+            return
+        for piece in self._gzip.feed(chunk, self.cap - self.bytes_out):
+            yield from self._emit(piece)
+
+    def _emit(self, piece: bytes) -> Iterator[bytes]:
+        if not piece:
+            return
+        if self.bytes_out + len(piece) > self.cap:
+            raise SizeLimitExceeded(limit_mib=self.cap // (1024 * 1024),
+                                    what="decoded image exceeds the cap")
+        self.bytes_out += len(piece)
+        if self.image_format is None:
+            # Hold output back until the filesystem signature is confirmed, so a caller
+            # never writes bytes of something that is not a config drive image.
+            self._image_head += piece
+            yield from self._check_image_head(final=False)
+            return
+        for start in range(0, len(piece), OUT_CHUNK):
+            yield piece[start : start + OUT_CHUNK]
+
+    def _check_image_head(self, *, final: bool) -> Iterator[bytes]:
+        head = self._image_head
+        if not head and final:
+            return
+        fmt = formats.detect_format(head[: formats.SNIFF_SIZE])
+        if fmt is None:
+            if len(head) < formats.SNIFF_SIZE and not final:
+                return
+            raise UnknownFormatError(
+                reason=f"decoded {self.encoding} data is not an ISO9660 or FAT image")
+        self.image_format = fmt
+        self._image_head = b""
+        for start in range(0, len(head), OUT_CHUNK):
+            yield head[start : start + OUT_CHUNK]
+
+
+def iter_decode(chunks: Iterable[bytes], cap: int = formats.MAX_IMAGE_SIZE) -> Iterator[bytes]:
+    """Decode an iterable of encoded chunks into raw image pieces (see :class:`StreamDecoder`)."""
+    decoder = StreamDecoder(cap)
+    for chunk in chunks:
+        yield from decoder.feed(chunk)
+    yield from decoder.finish()

@@ -1,0 +1,44 @@
+"""The File Allocation Table itself: packing FAT12/FAT16 chains, unpacking FAT12/16/32."""
+
+from __future__ import annotations
+
+import struct
+
+from .geometry import Layout
+from .structs import MEDIA
+
+
+def fat_table(layout: Layout, chains: list[tuple[int, int]]) -> bytes:
+    """The FAT for contiguous ``(first cluster, count)`` chains."""
+    eoc = 0xFFF if layout.fat_bits == 12 else 0xFFFF
+    entries = [0] * (layout.clusters + 2)
+    entries[0] = (eoc & ~0xFF) | MEDIA
+    entries[1] = eoc  # for FAT16 this also sets the "clean" and "no error" bits
+    for first, count in chains:
+        last = first + count - 1
+        entries[first:last] = range(first + 1, last + 1)
+        entries[last] = eoc
+    if layout.fat_bits == 16:
+        table = struct.pack(f"<{len(entries)}H", *entries)
+    else:
+        if len(entries) % 2:
+            entries.append(0)
+        packed = bytearray()
+        for i in range(0, len(entries), 2):
+            pair = entries[i] | (entries[i + 1] << 12)
+            packed += pair.to_bytes(3, "little")
+        table = bytes(packed)
+    return table.ljust(layout.fat_sectors * layout.sector_size, b"\0")
+
+
+def decode_fat(raw: bytes, bits: int, count: int) -> tuple[int, ...]:
+    """The first ``count`` entries of a FAT of ``bits``-bit entries (FAT32: low 28 bits)."""
+    if bits == 16:
+        return struct.unpack_from(f"<{count}H", raw)
+    if bits == 32:
+        return tuple(v & 0x0FFFFFFF for v in struct.unpack_from(f"<{count}I", raw))
+    out = []
+    for n in range(count):
+        pair = raw[n + n // 2] | (raw[n + n // 2 + 1] << 8)
+        out.append(pair >> 4 if n & 1 else pair & 0xFFF)
+    return tuple(out)

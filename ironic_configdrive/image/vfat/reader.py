@@ -1,0 +1,73 @@
+"""Read FAT12/16/32 images (mkfs.vfat + mcopy images included): files and volume label."""
+
+from __future__ import annotations
+
+import struct
+
+from .directory import parse_dir
+from .volume import bad, parse_volume
+
+
+def read_fat(image: bytes) -> dict[str, bytes]:
+    """Every file of a FAT12/16/32 image as ``{posix path: content}`` (long names preferred).
+
+    :raises InvalidMediaError: the bytes are not a well-formed FAT filesystem (bad boot
+        sector, truncated image, broken or looping cluster chains, unusable names).
+    """
+    try:
+        volume = parse_volume(image)
+        files: dict[str, bytes] = {}
+        seen_dirs: set[int] = set()
+        stack: list[tuple[str, bytes]] = [("", volume.root_table())]
+        total = len(stack[0][1]) if volume.fat_bits == 32 else 0  # bytes from the data area
+        fat32 = volume.fat_bits == 32
+        root = volume.root_cluster
+        while stack:
+            prefix, table = stack.pop()
+            where = f"directory /{prefix}" if prefix else "root directory"
+            entries, _ = parse_dir(table, fat32, where)
+            names: set[str] = set()
+            for entry in entries:
+                if entry.name in names:
+                    raise bad(f"{where} lists {entry.name!r} twice")
+                names.add(entry.name)
+                path = prefix + entry.name
+                if entry.is_dir:
+                    if entry.cluster in seen_dirs or (fat32 and entry.cluster == root):
+                        raise bad(f"directory /{path} loops back to a directory already read")
+                    seen_dirs.add(entry.cluster)
+                    table = volume.read_chain(entry.cluster, f"/{path}")
+                    stack.append((path + "/", table))
+                    total += len(table)
+                else:
+                    total += entry.size
+                # Cross-linked entries could otherwise make a small image expand without bound.
+                if total > volume.clusters * volume.cluster_bytes:
+                    raise bad(
+                        f"entries up to /{path} add up to {total} bytes, more than the data "
+                        "area holds: cross-linked clusters"
+                    )
+                if not entry.is_dir:
+                    files[path] = (
+                        volume.read_chain(entry.cluster, f"/{path}", entry.size)
+                        if entry.size
+                        else b""
+                    )
+        return files
+    except (IndexError, struct.error, ValueError) as exc:
+        # Bounds are checked above; this is the backstop so no raw parser error escapes.
+        raise bad(f"malformed structure ({exc})") from None
+
+
+def read_fat_label(image: bytes) -> str | None:
+    """The volume label: the root directory's label entry (as blkid reads it), else the
+    boot sector's; ``None`` if neither has one.
+
+    :raises InvalidMediaError: the bytes are not a well-formed FAT filesystem.
+    """
+    try:
+        volume = parse_volume(image)
+        _, label = parse_dir(volume.root_table(), volume.fat_bits == 32, "root directory")
+    except (IndexError, struct.error, ValueError) as exc:
+        raise bad(f"malformed structure ({exc})") from None
+    return label if label is not None else volume.boot_label

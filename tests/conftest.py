@@ -1,0 +1,27 @@
+"""Shared pytest helpers: environment gates that skip locally but never under CI=true."""
+
+import os
+import shutil
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip outside CI; under ``CI=true`` a missing prerequisite is a failure, not a skip."""
+    if IN_CI:
+        pytest.fail(f"required under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        skip_or_fail(f"{name} not on PATH (install the bindep.txt packages)")
+    return path  # type: ignore[return-value]
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        skip_or_fail("needs root for loop devices")

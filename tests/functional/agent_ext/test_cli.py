@@ -1,0 +1,108 @@
+"""``python -m ironic_configdrive.cli write|status|remove`` on real loop devices."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ironic_configdrive.image import build_image
+from tests.functional.agent_ext import http_fixture
+from tests.functional.agent_ext.conftest import b64gz, disk_nodes, read_node, sha256
+from tests.functional.agent_ext.disk.conftest import blkid_config_drives, sgdisk
+
+pytestmark = pytest.mark.loopdev
+
+ROOT = Path(__file__).parents[3]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ironic_configdrive.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+def test_write_status_remove(loopdisk: Callable, server: http_fixture.ObjectServer) -> None:
+    disk = loopdisk(128, layout=sgdisk("-o"))
+    image = build_image({"meta_data": {"uuid": "c1"}, "user_data": os.urandom(20 << 20)})
+    server.objects["/o"] = b64gz(image)
+    url = server.url("/o", "temp_url_sig=abcdef0123&temp_url_expires=1")
+
+    done = cli("status", "--device", disk.device)
+    assert done.returncode == 0 and done.stdout.strip() == f"no config drive on {disk.device}"
+
+    done = cli(
+        "write",
+        "--device",
+        disk.device,
+        "--url",
+        url,
+        "--sha256",
+        sha256(image),
+        "--size",
+        str(len(image)),
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    total = -(-len(image) // (1 << 20))
+    progress = [line.split(" (")[0] for line in done.stderr.splitlines()]
+    assert progress == [f"written 8 of {total} MiB", f"written 16 of {total} MiB"]
+    assert "abcdef0123" not in done.stdout + done.stderr
+    assert blkid_config_drives(*disk_nodes(disk.device)) == [result["path"]]
+    assert read_node(result["path"], len(image)) == image
+
+    done = cli("status", "--device", disk.device)
+    assert done.returncode == 0
+    assert done.stdout.startswith(f"config drive on {result['path']}")
+    assert sha256(image) in done.stdout
+
+    done = cli("remove", "--device", disk.device, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["removed"] is True
+    done = cli("status", "--device", disk.device, "--json")
+    assert json.loads(done.stdout)["present"] is False
+
+
+def test_write_from_file_human(loopdisk: Callable, tmp_path: Path) -> None:
+    disk = loopdisk(128, layout=sgdisk("-o"))
+    image = build_image({"meta_data": {"uuid": "c2"}})
+    path = tmp_path / "cd.b64"
+    path.write_bytes(b64gz(image))
+    done = cli("write", "--device", disk.device, "--file", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("config drive written to ")
+    assert "verified: yes" in done.stdout
+
+
+def test_failures_exit_1_with_one_line(
+    loopdisk: Callable, server: http_fixture.ObjectServer
+) -> None:
+    disk = loopdisk(128, layout=sgdisk("-o"))
+    server.objects["/o"] = b"x"
+    server.fault("/o", ("status", 403))
+    done = cli("write", "--device", disk.device, "--url", server.url("/o", "temp_url_sig=zz9"))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "temp URL has likely expired" in lines[0]
+    assert "zz9" not in done.stderr
+
+    done = cli("status", "--device", "/dev/ironic-configdrive-no-such-disk")
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "/dev/ironic-configdrive-no-such-disk" in done.stderr
+
+
+def test_usage_error_exits_2() -> None:
+    done = cli("write", "--device", "/dev/null")
+    assert done.returncode == 2 and "--url" in done.stderr

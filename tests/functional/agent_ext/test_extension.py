@@ -1,0 +1,139 @@
+"""``configdrive.*`` commands loaded by IPA 13's extension manager, on real loop devices."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from ironic_python_agent import config, encoding
+from ironic_python_agent.extensions import base
+from oslo_config import cfg
+
+from ironic_configdrive.image import build_image
+from tests.functional.agent_ext import http_fixture
+from tests.functional.agent_ext.conftest import (
+    TLSFiles,
+    b64gz,
+    disk_nodes,
+    read_node,
+    sha256,
+)
+from tests.functional.agent_ext.disk.conftest import blkid_config_drives, sgdisk
+
+pytestmark = pytest.mark.loopdev
+
+SIG = "feedfacefeedfacefeedfacefeedfacefeedface"
+
+
+class Agent(base.ExecuteCommandMixin):
+    def force_heartbeat(self) -> None:
+        pass
+
+
+@pytest.fixture
+def agent() -> Iterator[Agent]:
+    config.populate_config()  # as IPA's main does, so its own extensions load too
+    agent = Agent()
+    agent.ext_mgr = base.init_ext_manager(agent)
+    yield agent
+    base._EXT_MANAGER = None
+
+
+def run(agent: Agent, command: str, **params: Any) -> dict[str, Any]:
+    result = agent.execute_command(command, **params)
+    result.join()
+    return json.loads(json.dumps(result, cls=encoding.RESTJSONEncoder))
+
+
+def test_write_status_remove_through_ipa(
+    agent: Agent, loopdisk: Callable, server: http_fixture.ObjectServer
+) -> None:
+    disk = loopdisk(128, layout=sgdisk("-o"))
+    image = build_image({"meta_data": {"uuid": "3f0c9a2e-7777-4888-9999-000011112222"}})
+    server.objects["/o"] = b64gz(image)
+    url = server.url("/o", f"temp_url_sig={SIG}&temp_url_expires=9")
+
+    out = run(agent, "configdrive.status", device=disk.device)
+    assert out["command_status"] == "SUCCEEDED" and out["command_result"]["present"] is False
+
+    out = run(
+        agent,
+        "configdrive.write",
+        device=disk.device,
+        configdrive=url,
+        sha256=sha256(image),
+        size=len(image),
+    )
+    assert out["command_status"] == "SUCCEEDED", out["command_error"]
+    written = out["command_result"]
+    assert SIG not in json.dumps(out)
+    assert blkid_config_drives(*disk_nodes(disk.device)) == [written["path"]]
+    assert read_node(written["path"], len(image)) == image
+
+    out = run(agent, "configdrive.status", device=disk.device)
+    assert out["command_result"]["sha256"] == sha256(image)
+
+    out = run(agent, "configdrive.remove", device=disk.device)
+    assert out["command_status"] == "SUCCEEDED" and out["command_result"]["removed"] is True
+    assert blkid_config_drives(*disk_nodes(disk.device)) == []
+
+
+def test_inline_data_and_failure_reply(agent: Agent, loopdisk: Callable) -> None:
+    # 256 MiB: the failed write leaves its (wiped) 64 MiB partition behind, see
+    # test_write.py::test_failed_write_then_retry.
+    disk = loopdisk(256, layout=sgdisk("-o"))
+    image = build_image({"meta_data": {"uuid": "u"}})
+    out = run(
+        agent,
+        "configdrive.write",
+        device=disk.device,
+        configdrive=b64gz(image).decode(),
+        sha256="0" * 64,
+    )
+    assert out["command_status"] == "FAILED"
+    error = out["command_error"]
+    assert error["type"] == "ConfigDriveCommandError" and error["category"] == "verification"
+    assert disk.device in error["details"] and "sha256" in error["details"]
+    assert blkid_config_drives(*disk_nodes(disk.device)) == []
+
+    out = run(
+        agent,
+        "configdrive.write",
+        device=disk.device,
+        configdrive=b64gz(image).decode(),
+        sha256=sha256(image),
+    )
+    assert out["command_status"] == "SUCCEEDED", out["command_error"]
+    assert blkid_config_drives(*disk_nodes(disk.device)) == [out["command_result"]["path"]]
+
+
+def test_missing_device_node(agent: Agent) -> None:
+    out = run(agent, "configdrive.status", device="/dev/ironic-configdrive-no-such-disk")
+    assert out["command_status"] == "FAILED"
+    assert "/dev/ironic-configdrive-no-such-disk" in out["command_error"]["details"]
+
+
+def test_tls_with_ipa_cafile(agent: Agent, loopdisk: Callable,
+                             tls_server: http_fixture.ObjectServer, tls_files: TLSFiles,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """IPA's own [DEFAULT]cafile (and TLS policy) apply to config drive downloads."""
+    disk = loopdisk(128, layout=sgdisk("-o"))
+    image = build_image({"meta_data": {"uuid": "tls"}})
+    tls_server.objects["/o"] = b64gz(image)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    cfg.CONF.set_override("image_download_connection_retries", 0)
+    try:
+        out = run(agent, "configdrive.write", device=disk.device,
+                  configdrive=tls_server.url("/o"))
+        assert out["command_status"] == "FAILED"
+        assert "TLS verification failed" in out["command_error"]["details"]
+        cfg.CONF.set_override("cafile", tls_files.ca)
+        out = run(agent, "configdrive.write", device=disk.device,
+                  configdrive=tls_server.url("/o"), sha256=sha256(image))
+        assert out["command_status"] == "SUCCEEDED", out["command_error"]
+    finally:
+        cfg.CONF.clear_override("cafile")
+        cfg.CONF.clear_override("image_download_connection_retries")
+    assert read_node(out["command_result"]["path"], len(image)) == image

@@ -1,0 +1,200 @@
+"""HTTP streaming: retries, Range resume, clear errors, masked URLs (local server, no disks)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+from collections.abc import Iterator
+
+import pytest
+from requests.adapters import HTTPAdapter
+
+from agent_ext import fetch
+from agent_ext.errors import InvalidInputError, TransferError
+from tests.functional.agent_ext import http_fixture
+
+SIG = "d3adb33fd3adb33fd3adb33fd3adb33fd3adb33f"
+QUERY = f"temp_url_sig={SIG}&temp_url_expires=1999999999"
+FAST = fetch.FetchOptions(
+    retries=2, backoff_factor=0.0, connect_timeout=5, read_timeout=5, chunk_size=64 * 1024
+)
+
+
+@pytest.fixture
+def server() -> Iterator[http_fixture.ObjectServer]:
+    yield from http_fixture.serve()
+
+
+@pytest.fixture
+def body() -> bytes:
+    return os.urandom(3 * 1024 * 1024 + 123)
+
+
+def _get(url: str, options: fetch.FetchOptions = FAST) -> tuple[bytes, fetch.HTTPSource]:
+    source = fetch.HTTPSource(url, options)
+    return b"".join(source), source
+
+
+def test_mask_url_hides_query_values_and_credentials() -> None:
+    masked = fetch.mask_url(f"https://user:pw@swift.example:8080/v1/AUTH_x/c/o?{QUERY}")
+    assert masked == (
+        "https://swift.example:8080/v1/AUTH_x/c/o?temp_url_sig=***&temp_url_expires=***"
+    )
+    assert fetch.mask_url("http://[::1]:80/x?token") == "http://[::1]:80/x?token=***"
+    assert fetch.mask_url("http://h/p") == "http://h/p"
+
+
+def test_plain_download(server: http_fixture.ObjectServer, body: bytes) -> None:
+    server.objects["/o"] = body
+    data, source = _get(server.url("/o"))
+    assert data == body
+    assert source.total == len(body) and source.resumes == 0
+
+
+def test_chunks_are_bounded(server: http_fixture.ObjectServer, body: bytes) -> None:
+    server.objects["/o"] = body
+    sizes = [len(c) for c in fetch.HTTPSource(server.url("/o"), FAST)]
+    assert max(sizes) <= FAST.chunk_size and sum(sizes) == len(body)
+
+
+def test_resume_after_drop_uses_range_and_if_range(
+    server: http_fixture.ObjectServer, body: bytes
+) -> None:
+    server.objects["/o"] = body
+    server.fault("/o", ("drop", 1_000_000), ("drop", 500_000))
+    data, source = _get(server.url("/o"))
+    assert data == body
+    assert source.resumes == 2
+    ranges = [r.range or "" for r in server.requests]
+    assert ranges[0] == "" and ranges[1].startswith("bytes=") and ranges[2].startswith("bytes=")
+    offsets = [int(r.split("=")[1].rstrip("-")) for r in ranges[1:]]
+    assert offsets[0] <= 1_000_000 and offsets[1] > offsets[0]
+    assert all(r.if_range for r in server.requests[1:])
+
+
+def test_resumes_are_bounded(server: http_fixture.ObjectServer, body: bytes) -> None:
+    server.objects["/o"] = body
+    server.fault("/o", *[("drop", 100_000)] * 10)
+    options = fetch.FetchOptions(retries=0, max_resumes=3, chunk_size=64 * 1024)
+    with pytest.raises(TransferError, match="connection lost after .* 3 resumes"):
+        _get(server.url("/o"), options)
+    assert len(server.requests) == 4
+
+
+def test_server_ignoring_range_fails_rather_than_duplicating(
+    server: http_fixture.ObjectServer, body: bytes
+) -> None:
+    server.objects["/o"] = body
+    server.fault("/o", ("drop", 200_000), ("ignore_range",))
+    with pytest.raises(TransferError, match="does not support Range requests"):
+        _get(server.url("/o"))
+
+
+def test_mismatching_content_range_fails(server: http_fixture.ObjectServer, body: bytes) -> None:
+    server.objects["/o"] = body
+    server.fault("/o", ("drop", 200_000), ("bad_range",))
+    with pytest.raises(TransferError, match="mismatching Content-Range"):
+        _get(server.url("/o"))
+
+
+def test_500_then_200_is_retried(server: http_fixture.ObjectServer, body: bytes) -> None:
+    server.objects["/o"] = body
+    server.fault("/o", ("status", 500), ("status", 503))
+    data, _ = _get(server.url("/o"))
+    assert data == body
+    assert len(server.requests) == 3
+
+
+def test_5xx_after_retries(server: http_fixture.ObjectServer) -> None:
+    server.objects["/o"] = b"x"
+    server.fault("/o", *[("status", 502)] * 5)
+    with pytest.raises(TransferError, match=r"HTTP 502 .* after 2 retries"):
+        _get(server.url("/o"))
+    assert len(server.requests) == 3
+
+
+def test_404_says_the_object_is_gone(server: http_fixture.ObjectServer) -> None:
+    with pytest.raises(TransferError) as info:
+        _get(server.url("/missing", QUERY))
+    message = info.value.message
+    assert "404" in message and "gone" in message and "redeploy" in message
+    assert SIG not in message and "temp_url_sig=***" in message
+    assert len(server.requests) == 1  # 4xx is not retried
+
+
+def test_403_says_the_temp_url_expired(server: http_fixture.ObjectServer) -> None:
+    server.objects["/o"] = b"x"
+    server.fault("/o", ("status", 403))
+    with pytest.raises(TransferError) as info:
+        _get(server.url("/o", QUERY))
+    message = info.value.message
+    assert "403" in message and "temp URL has likely expired" in message
+    assert "fresh temp URL" in message and SIG not in message
+
+
+def test_connection_refused_is_clear() -> None:
+    options = fetch.FetchOptions(retries=1, backoff_factor=0.0)
+    with pytest.raises(TransferError, match="cannot connect after 1 retries") as info:
+        _get(f"http://127.0.0.1:1/o?{QUERY}", options)
+    assert SIG not in info.value.message
+
+
+def test_non_http_url_rejected() -> None:
+    with pytest.raises(InvalidInputError, match="not http"):
+        fetch.HTTPSource(f"file:///etc/passwd?{QUERY}")
+
+
+def test_logs_never_carry_the_signature(
+    server: http_fixture.ObjectServer, body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.objects["/o"] = body
+    server.fault("/o", ("drop", 100_000))
+    caplog.set_level(logging.DEBUG)
+    data, _ = _get(server.url("/o", QUERY))
+    assert data == body
+    assert "resuming" in caplog.text
+    assert SIG not in caplog.text
+
+
+def test_options_from_ipa_config() -> None:
+    class Conf:
+        insecure = False
+        cafile = "/ca.pem"
+        certfile = "/c.pem"
+        keyfile = "/k.pem"
+        image_download_connection_timeout = 7
+        image_download_connection_retries = 3
+        image_download_connection_retry_interval = 4
+
+    options = fetch.FetchOptions.from_ipa_config(Conf(), no_proxy="127.0.0.1")
+    assert options.verify == "/ca.pem" and options.cert == ("/c.pem", "/k.pem")
+    assert (options.connect_timeout, options.retries, options.backoff_max) == (7.0, 3, 4.0)
+    assert options.no_proxy == "127.0.0.1"
+    Conf.insecure = True
+    assert fetch.FetchOptions.from_ipa_config(Conf()).verify is False
+
+
+def test_session_settings() -> None:
+    options = fetch.FetchOptions(
+        verify="/ca.pem",
+        cert=("/c", "/k"),
+        proxies={"https": "http://proxy:3128"},
+        no_proxy="10.0.0.1",
+    )
+    session = fetch.make_session(options)
+    assert session.verify == "/ca.pem" and session.cert == ("/c", "/k")
+    assert session.proxies["https"] == "http://proxy:3128"
+    assert session.proxies["no_proxy"] == "10.0.0.1"
+    adapter = session.get_adapter("https://x")
+    assert isinstance(adapter, HTTPAdapter)
+    retry = adapter.max_retries
+    assert 500 in retry.status_forcelist and retry.other == 0
+
+
+def test_session_uses_the_given_ssl_context() -> None:
+    context = ssl.create_default_context()
+    session = fetch.make_session(fetch.FetchOptions(ssl_context=context))
+    adapter = session.get_adapter("https://x")
+    assert isinstance(adapter, HTTPAdapter)
+    assert adapter.poolmanager.connection_pool_kw["ssl_context"] is context

@@ -1,0 +1,197 @@
+import base64
+import gzip
+import os
+import struct
+import tracemalloc
+import zlib
+
+import pytest
+
+from ironic_configdrive.image import errors, formats
+from ironic_configdrive.image.stream import OUT_CHUNK, StreamDecoder, iter_decode
+
+
+def fake_iso(size: int = 64 * 1024, fill: bytes = b"") -> bytes:
+    """Bytes with the ISO9660 signature where the decoder looks for it."""
+    data = bytearray(size)
+    data[formats.ISO_MAGIC_OFFSET : formats.ISO_MAGIC_OFFSET + 5] = formats.ISO_MAGIC
+    data[formats.SNIFF_SIZE : formats.SNIFF_SIZE + len(fill)] = fill
+    return bytes(data)
+
+
+def fake_fat(size: int = 4096) -> bytes:
+    data = bytearray(size)
+    data[0:3] = b"\xeb\x3c\x90"
+    struct.pack_into("<HBHB", data, 11, 512, 1, 1, 2)
+    data[21] = 0xF8
+    data[510:512] = b"\x55\xaa"
+    return bytes(data)
+
+
+def chunked(data: bytes, size: int):
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def decode(chunks, cap=formats.MAX_IMAGE_SIZE):
+    dec = StreamDecoder(cap)
+    out = []
+    for chunk in chunks:
+        out.extend(dec.feed(chunk))
+    out.extend(dec.finish())
+    return dec, b"".join(out)
+
+
+IMAGE = fake_iso(200 * 1024, fill=os.urandom(50_000))
+
+
+@pytest.mark.parametrize(
+    "encoding,encode",
+    [
+        ("raw", lambda d: d),
+        ("gzip", gzip.compress),
+        ("base64+gzip", lambda d: base64.b64encode(gzip.compress(d))),
+        ("base64", base64.b64encode),
+        ("base64+gzip", lambda d: base64.encodebytes(gzip.compress(d))),  # line-wrapped
+    ],
+)
+@pytest.mark.parametrize("chunk_size", [1, 333, 65536, 10**7])
+def test_round_trip_any_encoding_any_chunking(encoding, encode, chunk_size):
+    encoded = encode(IMAGE)
+    if chunk_size == 1:
+        # Byte-at-a-time through the sniffing window, then bigger pieces (keeps it quick).
+        encoded_chunks = [bytes([b]) for b in encoded[:50_000]] + chunked(encoded[50_000:], 4096)
+    else:
+        encoded_chunks = chunked(encoded, chunk_size)
+    dec, out = decode(encoded_chunks)
+    assert out == IMAGE
+    assert dec.encoding == encoding
+    assert dec.image_format == formats.ISO9660
+    assert dec.bytes_out == len(IMAGE)
+
+
+def test_raw_fat_recognised():
+    dec, out = decode([fake_fat()])
+    assert dec.image_format == formats.VFAT and out == fake_fat()
+
+
+def test_multi_member_gzip():
+    half = len(IMAGE) // 2
+    data = gzip.compress(IMAGE[:half]) + gzip.compress(IMAGE[half:])
+    assert decode(chunked(data, 1000))[1] == IMAGE
+
+
+def test_trailing_zero_padding_after_gzip_is_accepted():
+    assert decode([gzip.compress(IMAGE) + b"\0" * 512])[1] == IMAGE
+
+
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"", "empty"),
+        (b"\x00" * 40_000, "no gzip, ISO9660, FAT or base64 signature"),
+        (os.urandom(40_000).replace(b"\x1f\x8b", b"xx") + b"", "signature"),
+        (base64.b64encode(os.urandom(40_000)), "decodes to neither gzip nor"),
+        (gzip.compress(b"hello world" * 10_000), "not an ISO9660 or FAT image"),
+        (gzip.compress(IMAGE)[:-20], "truncated"),
+        (gzip.compress(IMAGE) + b"garbage", "after the end of the gzip"),
+        (base64.b64encode(gzip.compress(IMAGE)) + b"!!", "malformed base64"),
+        (base64.b64encode(gzip.compress(IMAGE))[:-3], "truncated"),
+        (b"\x1f\x8b\x08\x00" + os.urandom(1000), "corrupt gzip"),
+    ],
+)
+def test_bad_input_is_a_clear_error(data, match):
+    if data[:2] == b"\x1f\x8b" and match == "signature":
+        pytest.skip("random data happened to start like gzip")
+    with pytest.raises(errors.InvalidMediaError, match=match):
+        decode(chunked(data, 4096))
+
+
+def test_random_text_that_decodes_as_base64_is_rejected():
+    # Upstream accepts anything that b64decodes; we need the decoded bytes to be an image.
+    text = base64.b64encode(b"#cloud-config\n" * 5000)
+    with pytest.raises(errors.UnknownFormatError):
+        decode([text])
+
+
+def test_nothing_is_emitted_before_the_signature_is_confirmed():
+    dec = StreamDecoder()
+    pieces = list(dec.feed(gzip.compress(IMAGE)[:100]))
+    assert pieces == [] and dec.image_format is None
+
+
+def gzip_bomb(total: int) -> bytes:
+    """gzip of an ISO signature followed by zeros, made without holding ``total`` bytes."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [packer.compress(fake_iso(64 * 1024))]
+    zeros = bytes(4 * 1024 * 1024)
+    for _ in range(total // len(zeros)):
+        parts.append(packer.compress(zeros))
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+@pytest.fixture(scope="module")
+def bomb():
+    return gzip_bomb(512 * 1024 * 1024)  # about 0.5 MiB of gzip
+
+
+@pytest.mark.parametrize("wrap", [lambda d: d, base64.b64encode])
+def test_gzip_bomb_stops_at_the_cap_with_bounded_memory(bomb, wrap):
+    cap = 8 * 1024 * 1024
+    chunks = chunked(wrap(bomb), 256 * 1024)
+    dec = StreamDecoder(cap)
+    produced = 0
+    tracemalloc.start()
+    with pytest.raises(errors.SizeLimitExceeded, match="8 MiB"):
+        for chunk in chunks:
+            for piece in dec.feed(chunk):
+                assert len(piece) <= OUT_CHUNK
+                produced += len(piece)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert produced <= cap
+    # Input chunk + one output chunk + sniff window, with slack; never the inflated size.
+    assert peak < 6 * 1024 * 1024
+
+
+def test_output_exactly_at_cap_is_accepted():
+    image = fake_iso(128 * 1024)
+    _, out = decode([gzip.compress(image)], cap=len(image))
+    assert out == image
+    with pytest.raises(errors.SizeLimitExceeded):
+        decode([gzip.compress(image)], cap=len(image) - 1)
+
+
+def test_raw_input_is_capped_too():
+    with pytest.raises(errors.SizeLimitExceeded):
+        decode(chunked(fake_iso(256 * 1024), 65536), cap=100 * 1024)
+
+
+def test_iter_decode_and_feed_after_finish():
+    assert b"".join(iter_decode(chunked(gzip.compress(IMAGE), 333))) == IMAGE
+    dec = StreamDecoder()
+    list(dec.feed(IMAGE))
+    list(dec.finish())
+    with pytest.raises(ValueError):
+        list(dec.feed(b"x"))
+
+
+def test_error_hierarchy_categories():
+    assert issubclass(errors.SizeLimitExceeded, errors.InvalidInputError)
+    assert issubclass(errors.UnknownFormatError, errors.InvalidMediaError)
+    err = errors.SizeLimitExceeded(limit_mib=64, what="x")
+    assert "64 MiB" in str(err) and err.category == "invalid_input"
+
+
+@pytest.mark.parametrize("text", [b"QQ==QUFB", b"QUFBQQ=A", b"QQ==", b"QUFB" * 3 + b"QQ=="])
+def test_base64_padding_only_at_the_very_end(text):
+    from ironic_configdrive.image.stream import _Base64Layer
+
+    layer = _Base64Layer()
+    if text.endswith(b"==") and text.count(b"=") == 2:
+        assert layer.feed(text)  # padding at the end is fine...
+        with pytest.raises(errors.InvalidMediaError, match="padding"):
+            layer.feed(b"QUFB")  # ...but nothing may follow it
+    else:
+        with pytest.raises(errors.InvalidMediaError, match="padding"):
+            layer.feed(text)

@@ -1,0 +1,29 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from oslo_config import cfg
+
+from ironic_configdrive import conf
+
+
+def test_options_register_and_have_defaults():
+    config = cfg.ConfigOpts()
+    conf.register_opts(config)
+    config([], project="ironic")
+    assert config.configdrive.format == "iso9660"
+    assert config.configdrive.max_size == 64 * 1024 * 1024
+    assert config.configdrive.cloudstack_layout is False
+
+
+def test_sample_config_is_generated_through_the_entry_point(tmp_path):
+    generator = Path(sys.executable).with_name("oslo-config-generator")
+    command = str(generator) if generator.exists() else shutil.which("oslo-config-generator")
+    assert command, "oslo-config-generator comes with oslo.config"
+    out = tmp_path / "sample.conf"
+    subprocess.run([command, "--namespace", "ironic_configdrive", "--output-file", str(out)],
+                   check=True, capture_output=True)
+    text = out.read_text()
+    assert "[configdrive]" in text and "#format = iso9660" in text
+    assert "#cloudstack_layout = false" in text

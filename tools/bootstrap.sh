@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Set up everything the demo and the tests need on a fresh Debian/Ubuntu machine:
+# the system packages named in bindep.txt (apt-get, as root) and a virtualenv in .venv
+# holding this project with its conductor, agent and test extras. Safe to re-run: it only
+# installs what is missing or changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+missing=()
+while read -r name _; do
+    [ -n "$name" ] || continue
+    dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$name")
+done < <(grep -v '^\s*#' bindep.txt)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        log "missing system packages: ${missing[*]}; run as root or install them with apt-get"
+        exit 2
+    fi
+    log "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+stamp=.venv/.bootstrap-stamp
+want=$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "creating .venv and installing ironic-configdrive[conductor,agent,test]"
+    "$PYTHON" -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e ".[conductor,agent,test]"
+    echo "$want" > "$stamp"
+fi
