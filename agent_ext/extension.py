@@ -17,9 +17,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ironic_python_agent import errors as ipa_errors
+from ironic_python_agent import hardware
 from ironic_python_agent.extensions import base
 
 from agent_ext import pipeline
+from agent_ext.errors import DeviceError
 from agent_ext.fetch import FetchOptions
 from ironic_configdrive.image.errors import ConfigDriveError, InvalidInputError
 
@@ -88,6 +90,25 @@ def _source(configdrive: str | None, url: str | None,
     return url, data
 
 
+#: ``device=ROOT_DEVICE`` names the disk IPA installs the instance image on (the node's root
+#: device hints decide), so the conductor need not know its path.
+ROOT_DEVICE = "root"
+
+
+def _resolve_device(device: str | None) -> str:
+    if device != ROOT_DEVICE:
+        return device or ""
+    try:
+        resolved = hardware.dispatch_to_managers("get_os_install_device", permit_refresh=True)
+    except ipa_errors.RESTError as exc:
+        raise DeviceError(
+            device="root", reason=f"no install device matches the node's root device hints "
+            f"({exc.details}); set properties/root_device or pass an explicit device"
+        ) from None
+    LOG.info("configdrive: device 'root' resolved to install device %s", resolved)
+    return str(resolved)
+
+
 _WRITE_PARAMS = frozenset({"device", "configdrive", "url", "data", "sha256", "size", "target",
                            "format", "proxies", "no_proxy"})
 _DEVICE_PARAMS = frozenset({"device"})
@@ -140,7 +161,8 @@ class ConfigDriveExtension(base.BaseAgentExtension):
               no_proxy: str | None = None) -> dict[str, Any]:
         """Stream, verify and write a config drive; see :func:`pipeline.write_config_drive`.
 
-        :param device: the disk to write to (required: the agent never guesses).
+        :param device: the disk to write to (required: the agent never guesses), or
+            ``"root"`` for the install device chosen by the node's root device hints.
         :param configdrive: URL or inline gzip+base64 data (masked in IPA's logs).
         :param sha256: expected sha256 of the decoded image.
         :param size: expected size of the decoded image in bytes.
@@ -152,17 +174,17 @@ class ConfigDriveExtension(base.BaseAgentExtension):
         url, data = _source(configdrive, url, data)
         options = FetchOptions.from_ipa_config(proxies=proxies or None, no_proxy=no_proxy)
         return pipeline.write_config_drive(
-            device or "", url=url, data=data, sha256=sha256, size=size, target=target,
+            _resolve_device(device), url=url, data=data, sha256=sha256, size=size, target=target,
             image_format=format, fetch_options=options)
 
     @base.async_command("remove", _validate_device)
     @_as_rest_errors
     def remove(self, device: str | None = None) -> dict[str, Any]:
         """Zero and delete the config-2 partition of ``device``; success if there is none."""
-        return pipeline.remove(device or "")
+        return pipeline.remove(_resolve_device(device))
 
     @base.sync_command("status", _validate_device)
     @_as_rest_errors
     def status(self, device: str | None = None) -> dict[str, Any]:
         """Report the config drive on ``device``: present, partition, size, label, sha256."""
-        return pipeline.status(device or "")
+        return pipeline.status(_resolve_device(device))

@@ -10,6 +10,11 @@ Public API (what the extension and the CLI use)::
     remove_config_drive("/dev/sda")                                # RemoveResult
     config_drive_status("/dev/sda")                                # StatusResult
 
+A write that fails (any exception inside the ``with``, a bad hash, a short image) leaves no
+config-2 filesystem, and the writer undoes the table change ``prepare_target`` made for it: a
+created partition is deleted, a grown one shrunk back (``partition.rollback``); the error
+message says what was done. A retry therefore never adds a second config-2 partition.
+
 Tables are edited in Python (GPT and MBR, including logical partitions) and the kernel is
 told about the one partition that changed through BLKPG; nodes are awaited by polling with a
 bounded timeout. No external tool is needed (``udevadm settle`` runs only if udevd does).

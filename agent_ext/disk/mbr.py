@@ -217,16 +217,26 @@ class MbrTable:
         assert self.extended is not None
         return min(self.extended.end, self.limit)
 
+    def _resized_entry(self, lba: int, index: int, new_end: int, sectors: int) -> bytes:
+        """The entry with only its end (CHS) and length changed: the boot flag, type and
+        start CHS the creating tool wrote stay, so shrinking back restores the same bytes
+        but for the end CHS (whose geometry is the creating tool's guess)."""
+        raw = bytearray(self.bf.read(lba * self.sector_size, 512)[
+            _TABLE_OFFSET + 16 * index : _TABLE_OFFSET + 16 * (index + 1)])
+        raw[5:8] = chs(new_end)
+        struct.pack_into("<I", raw, 12, sectors)
+        return bytes(raw)
+
     def grow(self, part: tbl.Partition, new_end: int) -> tbl.Partition:
+        """Move the end of ``part`` to ``new_end`` (also used to shrink it back)."""
         index, ebr = self._find(part)
         sectors = new_end - part.start + 1
         if ebr is None:
-            self._write_entry(0, part.number - 1, pack_entry(LINUX_TYPE, part.start, sectors))
+            self._write_entry(0, part.number - 1,
+                              self._resized_entry(0, part.number - 1, new_end, sectors))
         else:
             assert self.extended is not None
-            ptype = int(part.type_id, 16)
-            self._write_entry(ebr.lba, 0, pack_entry(ptype, part.start - ebr.lba, sectors,
-                                                     ebr.lba))
+            self._write_entry(ebr.lba, 0, self._resized_entry(ebr.lba, 0, new_end, sectors))
             if index > 0:
                 prev = self.chain[index - 1]
                 self._write_entry(prev.lba, 1, pack_entry(

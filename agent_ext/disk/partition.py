@@ -1,8 +1,14 @@
 """Find, reuse, grow, create and remove the config-2 partition of a disk.
 
 A config drive is recognised by its superblock (ISO9660 or FAT labelled config-2), never by
-udev's database, the partition name or the type: a ramdisk may run without udevd, and drives
-written by other tools (IPA, Nova, by hand) carry no other mark.
+udev's database or the type: a ramdisk may run without udevd, and drives written by other tools
+(IPA, Nova, by hand) carry no other mark.
+
+One exception keeps a failed write from leading to a second config-2 partition: a GPT
+partition *named* ``config-2`` whose first MiB is all zeros is an emptied config drive (what
+our writer and remove leave behind) and is reused when no real config drive exists. An MBR
+entry has no name, so an empty MBR partition is never claimed: there, only the rollback of a
+failed write (:func:`rollback`) prevents a leftover.
 """
 
 from __future__ import annotations
@@ -32,7 +38,11 @@ class Target:
     partition_number: int | None
     capacity: int               # bytes available at path
     logical_sector_size: int
-    action: str                 # "created" | "reused" | "grown" | "whole-device"
+    #: "created" | "reused" | "grown" | "whole-device"; "rolled-back" once a failed write
+    #: undid the change (the target is then void: call prepare_target again)
+    action: str
+    start_sector: int | None = None         # first logical sector of the partition
+    previous_capacity: int | None = None    # bytes before "grown", for the rollback
 
 
 @dataclasses.dataclass
@@ -61,7 +71,7 @@ class StatusResult:
 @dataclasses.dataclass(frozen=True)
 class _Found:
     part: tbl.Partition
-    probe: superblock.Probe
+    probe: superblock.Probe | None      # None: an emptied GPT partition named config-2
 
 
 def read_table(bf: BlockFile, device: str) -> gpt.GptTable | mbr.MbrTable | None:
@@ -91,6 +101,37 @@ def _find_drives(bf: BlockFile, table: tbl.Table) -> list[_Found]:
     return found
 
 
+def _is_emptied_drive(bf: BlockFile, table: tbl.Table, part: tbl.Partition) -> bool:
+    """A GPT partition named ``config-2`` whose first MiB is zeros: ours, wiped.
+
+    Zeros, not "no known superblock": no list of signatures is complete, and a partition
+    someone named config-2 but filled with their own data must never be overwritten.
+    """
+    if table.scheme != "gpt" or part.name != tbl.PART_NAME:
+        return False
+    length = min(tbl.MIB, part.sectors * table.sector_size)
+    return not any(bf.read(part.start * table.sector_size, length))
+
+
+def _find_config_drive(device: str, bf: BlockFile, table: tbl.Table) -> _Found | None:
+    """The disk's config drive; else an emptied GPT ``config-2`` partition to reuse.
+
+    Real drives win, so a disk left with an empty partition by an older version and a
+    good drive elsewhere still works; several empty ones (only such older leftovers) are
+    taken largest first, one per call, so repeated removes clear them all.
+    """
+    drive = _only_drive(device, _find_drives(bf, table))
+    if drive is not None:
+        return drive
+    empty = [p for p in table.data_partitions() if _is_emptied_drive(bf, table, p)]
+    if not empty:
+        return None
+    part = max(empty, key=lambda p: (p.sectors, -p.number))
+    LOG.info("Partition %s of %s is named %s and empty: reusing it", part.number, device,
+             tbl.PART_NAME)
+    return _Found(part, None)
+
+
 def _whole_device_drive(bf: BlockFile) -> superblock.Probe | None:
     return superblock.probe(bf.read(0, formats.SNIFF_SIZE))
 
@@ -118,7 +159,8 @@ def prepare_target(device: str, *, size: int, target: str = "partition") -> Targ
 
     ``target="partition"``: reuse the disk's config-2 partition if it holds ``size`` bytes,
     grow it when it is too small and nothing follows it, else create one (whole MiB, at the
-    end of the free space). Never a second config-2 partition.
+    end of the free space). Never a second config-2 partition: an emptied GPT partition
+    named config-2 (a failed write whose rollback could not run) is reused too.
     ``target="device"``: the whole device (a USB stick or a virtual disk of its own).
     """
     if target not in TARGET_KINDS:
@@ -171,7 +213,8 @@ def _partition_target(disk: devices.Disk, bf: BlockFile, size: int) -> Target:
     if table.needs_repair():
         LOG.info("Moving the backup GPT of %s to the end of the disk", disk.path)
         table.repair()
-    found = _only_drive(disk.path, _find_drives(bf, table))
+    found = _find_config_drive(disk.path, bf, table)
+    old_sectors = None
     if found is None:
         part = table.add(table.plan_new(sectors))
         action = "created"
@@ -186,14 +229,32 @@ def _partition_target(disk: devices.Disk, bf: BlockFile, size: int) -> Target:
                 f" is smaller than the image ({size} bytes) and cannot grow (another "
                 f"partition or the end of the usable space follows it; {table.describe()}); "
                 "remove it with configdrive.remove and write again"))
-        part, action = table.grow(old, new_end), "grown"
+        part, action, old_sectors = table.grow(old, new_end), "grown", old.sectors
     bf.sync()
     ss = table.sector_size
-    kernel = devices.sync_partition(disk, part.number, part.start * ss, part.sectors * ss)
+    try:
+        kernel = devices.sync_partition(disk, part.number, part.start * ss, part.sectors * ss)
+    except DeviceError:
+        _undo_table_change(table, part, old_sectors)
+        raise
     LOG.info("Config drive partition %s (%s) on %s: %s", part.number, kernel.node, disk.path,
              action)
     return Target(device=disk.path, path=kernel.node, partition_number=part.number,
-                  capacity=part.sectors * ss, logical_sector_size=ss, action=action)
+                  capacity=part.sectors * ss, logical_sector_size=ss, action=action,
+                  start_sector=part.start,
+                  previous_capacity=None if old_sectors is None else old_sectors * ss)
+
+
+def _undo_table_change(table: tbl.Table, part: tbl.Partition, old_sectors: int | None) -> None:
+    """The kernel refused the partition: take the table change back so no orphan stays."""
+    try:
+        if old_sectors is None:
+            table.remove(part)
+        else:
+            table.grow(part, part.start + old_sectors - 1)
+    except (OSError, DeviceError) as exc:
+        LOG.error("Could not undo the table change to partition %s of %s: %s", part.number,
+                  table.describe(), exc)
 
 
 def remove_config_drive(device: str) -> RemoveResult:
@@ -225,7 +286,7 @@ def _remove(disk: devices.Disk, bf: BlockFile) -> RemoveResult:
                             device=disk.path,
                             message=f"{disk.path} has no partition table and no config drive; "
                                     "nothing to remove")
-    found = _only_drive(disk.path, _find_drives(bf, table))
+    found = _find_config_drive(disk.path, bf, table)
     if found is None:
         return RemoveResult(removed=False, path=None, partition_number=None, zeroed_bytes=0,
                             device=disk.path,
@@ -250,6 +311,66 @@ def _remove(disk: devices.Disk, bf: BlockFile) -> RemoveResult:
                                 f"({node}) of {disk.path}")
 
 
+def rollback(target: Target, written: int) -> str:
+    """Undo what :func:`prepare_target` did to the table for a write that then failed.
+
+    ``created``: zero the ``written`` bytes (so no image data lingers in free space), delete
+    the entry (the same table code as remove) and tell the kernel, leaving the entries and
+    the backup GPT as they were. ``grown``: shrink the partition back to its old size.
+    ``reused`` and ``whole-device`` change nothing (the writer already wiped the head).
+    Call it after the writer closed the partition. Returns a sentence for error messages;
+    raises :class:`DeviceError` when the table could not be restored.
+    """
+    if target.action not in ("created", "grown") or target.partition_number is None:
+        return ""
+    disk = devices.open_disk(target.device)
+    try:
+        with BlockFile(disk.path, write=True) as bf:
+            bf.lock()
+            return _rollback(disk, bf, target, written)
+    except OSError as exc:
+        raise _os_error(disk.path, exc, f"restoring the partition table after the failed "
+                                        f"write ({target.action} partition "
+                                        f"{target.partition_number})") from None
+
+
+def _rollback(disk: devices.Disk, bf: BlockFile, target: Target, written: int) -> str:
+    number, ss = target.partition_number, target.logical_sector_size
+    assert number is not None
+    table = read_table(bf, disk.path)
+    part = next((p for p in table.data_partitions() if p.number == number), None) \
+        if table is not None else None
+    if table is None or part is None or part.start != target.start_sector or \
+            part.sectors * ss != target.capacity or table.sector_size != ss:
+        raise DeviceError(device=disk.path, reason=(
+            f"partition {number} changed while the config drive was written; it was left "
+            "as it is: check the layout"))
+    kernel = devices.kernel_partitions(disk).get(part.number)
+    if kernel is not None:
+        # Someone holds the partition (mounted?): change nothing rather than pull it away.
+        try:
+            os.close(os.open(kernel.node, os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC))
+        except OSError as exc:
+            raise _os_error(kernel.node, exc, f"claiming partition {number}") from None
+    if target.action == "created":
+        bf.zero(part.start * ss, min(tbl.round_up(max(written, 1), bf.align), target.capacity))
+        bf.sync()
+        table.remove(part)
+        target.action = "rolled-back"
+        devices.forget_partition(disk, part.number)
+        LOG.info("Deleted partition %s of %s again after the failed write", number, disk.path)
+        return f"partition {number}, created for this write, was deleted again"
+    assert target.previous_capacity is not None
+    old_sectors = target.previous_capacity // ss
+    shrunk = table.grow(part, part.start + old_sectors - 1)
+    target.action = "rolled-back"
+    devices.sync_partition(disk, number, shrunk.start * ss, shrunk.sectors * ss)
+    LOG.info("Shrank partition %s of %s back to %s after the failed write", number,
+             disk.path, tbl.mib(old_sectors, ss))
+    return (f"partition {number}, grown for this write, was shrunk back to "
+            f"{tbl.mib(old_sectors, ss)}")
+
+
 def config_drive_status(device: str) -> StatusResult:
     """Whether ``device`` carries a config drive, where, and the sha256 of its image."""
     disk = devices.open_disk(device, writable=False)
@@ -270,7 +391,7 @@ def _status(disk: devices.Disk, bf: BlockFile) -> StatusResult:
                             partition_size=disk.size)
     table = read_table(bf, disk.path)
     found = _only_drive(disk.path, _find_drives(bf, table)) if table is not None else None
-    if table is None or found is None:
+    if table is None or found is None or found.probe is None:
         return StatusResult(present=False, path=None, partition_number=None, size=None,
                             label=None, format=None, sha256=None, device=disk.path)
     part, ss = found.part, table.sector_size
@@ -285,4 +406,4 @@ def _status(disk: devices.Disk, bf: BlockFile) -> StatusResult:
 
 
 __all__ = ["RemoveResult", "StatusResult", "Target", "blockio", "config_drive_status",
-           "prepare_target", "read_table", "remove_config_drive"]
+           "prepare_target", "read_table", "remove_config_drive", "rollback"]

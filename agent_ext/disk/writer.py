@@ -8,7 +8,9 @@ Order of work:
 3. at :meth:`DriveWriter.commit`, once size and sha256 match what the caller expects, write
    the head, fsync, read the whole range back bypassing the page cache and compare hashes.
 
-Any failure zeroes the head again, so cloud-init and blkid find no config-2 filesystem.
+Any failure zeroes the head again, so cloud-init and blkid find no config-2 filesystem, and
+undoes what :func:`prepare_target` did to the table (a partition it created is deleted, one it
+grew is shrunk back), so a retry never finds an orphan and never adds a second partition.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import os
 import stat
 from types import TracebackType
 
+from agent_ext.disk import partition
 from agent_ext.disk.blockio import CHUNK, MIB, BlockFile, aligned_buffer, release
 from agent_ext.disk.partition import Target
 from agent_ext.errors import DeviceError, VerificationError
+from ironic_configdrive.image.errors import ConfigDriveError
 
 LOG = logging.getLogger(__name__)
 
@@ -52,6 +56,8 @@ class DriveWriter:
         self._size = 0
         self._sha = hashlib.sha256()
         self._state = "new"         # new → open → committed | aborted
+        #: What the abort did to the partition table, for error messages ("" if nothing).
+        self.cleanup_note = ""
 
     # --- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> DriveWriter:
@@ -60,28 +66,47 @@ class DriveWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._state != "committed":
-            self.abort()
+        if self._state == "committed":
+            return
+        fresh = self._state != "aborted"
+        self.abort()
+        if fresh and exc is not None and self.cleanup_note:
+            # Raised by the caller (download, hash, interrupt): tell what the table became.
+            if isinstance(exc, ConfigDriveError):
+                self._noted(exc)
+            elif hasattr(exc, "add_note"):     # Python >= 3.11; the log has it anyway
+                exc.add_note(f"config drive on {self.target.device}: {self.cleanup_note}")
 
-    def _error(self, exc: OSError, doing: str) -> DeviceError:
-        return DeviceError(device=self.target.path, reason=(
+    def _noted(self, exc: ConfigDriveError) -> ConfigDriveError:
+        if self.cleanup_note:
+            exc.message = f"{exc.message}; {self.cleanup_note}"
+            exc.args = (exc.message,)
+        return exc
+
+    def _error(self, exc: OSError, doing: str) -> ConfigDriveError:
+        return self._noted(DeviceError(device=self.target.path, reason=(
             f"{doing} failed ({exc.strerror}); the config drive was wiped again, so nothing "
-            "half-written looks valid: check the disk (dmesg) and retry"))
+            "half-written looks valid: check the disk (dmesg) and retry")))
 
     def _open(self) -> None:
         if self._state != "new":
             return
         path = self.target.path
+        if self.target.action == "rolled-back":
+            self._state = "aborted"
+            self._release()
+            raise DeviceError(device=path, reason=(
+                "its partition was taken back after an earlier failed write; call "
+                "prepare_target again for a new target"))
         try:
             st = os.stat(path)
             # O_EXCL on a block device refuses it while mounted or claimed by someone else.
             self._bf = BlockFile(path, write=True, exclusive=stat.S_ISBLK(st.st_mode))
         except OSError as exc:
-            self._state = "aborted"
-            self._release()
-            raise DeviceError(device=path, reason=(
+            self.abort()
+            raise self._noted(DeviceError(device=path, reason=(
                 f"cannot open it for writing ({exc.strerror}); is it mounted or in use?"
-            )) from None
+            ))) from None
         self._state = "open"
         capacity = min(self.target.capacity, self._bf.size) if self._bf.is_block \
             else self.target.capacity
@@ -105,9 +130,9 @@ class DriveWriter:
         data = memoryview(chunk).cast("B")
         if self._size + len(data) > self._capacity:
             self.abort()
-            raise DeviceError(device=self.target.path, reason=(
+            raise self._noted(DeviceError(device=self.target.path, reason=(
                 f"the image is larger than the {self._capacity} bytes available; "
-                "ask for a bigger partition (size the image correctly) or a bigger device"))
+                "ask for a bigger partition (size the image correctly) or a bigger device")))
         self._sha.update(data)
         pos = 0
         while pos < len(data):
@@ -156,19 +181,19 @@ class DriveWriter:
         digest = self._sha.hexdigest()
         if self._size == 0:
             self.abort()
-            raise VerificationError(device=self.target.path, reason=(
-                "the image is empty; nothing was written: check the source"))
+            raise self._noted(VerificationError(device=self.target.path, reason=(
+                "the image is empty; nothing was written: check the source")))
         if expected_size is not None and expected_size != self._size:
             self.abort()
-            raise VerificationError(device=self.target.path, reason=(
+            raise self._noted(VerificationError(device=self.target.path, reason=(
                 f"received {self._size} bytes, expected {expected_size}; the drive was left "
-                "without a config-2 signature: check the source and retry"))
+                "without a config-2 signature: check the source and retry")))
         if expected_sha256 is not None and \
                 not hmac.compare_digest(expected_sha256.lower(), digest):
             self.abort()
-            raise VerificationError(device=self.target.path, reason=(
+            raise self._noted(VerificationError(device=self.target.path, reason=(
                 f"sha256 of the received image is {digest}, expected {expected_sha256}; the "
-                "drive was left without a config-2 signature: rebuild or re-send the image"))
+                "drive was left without a config-2 signature: rebuild or re-send the image")))
         head = min(self._size, HEAD_SIZE)
         if self._bf.direct:
             head = min(-(-head // self._bf.align) * self._bf.align, HEAD_SIZE)
@@ -184,19 +209,26 @@ class DriveWriter:
             raise self._error(exc, "writing the image head and reading it back") from None
         if on_disk != digest:
             self.abort()
-            raise VerificationError(device=self.target.path, reason=(
+            raise self._noted(VerificationError(device=self.target.path, reason=(
                 f"read-back sha256 {on_disk} differs from the written image's {digest}; the "
                 "disk returned different data (failing disk or controller?): the drive was "
-                "wiped; check dmesg and retry or use another disk"))
+                "wiped; check dmesg and retry or use another disk")))
         self._state = "committed"
         self._release()
+        if self.target.action in ("created", "grown"):
+            # The partition now holds this drive: a later writer given the same target
+            # must not take it away again when it fails.
+            self.target.action = "reused"
+            self.target.previous_capacity = None
         LOG.info("Config drive written to %s: %d bytes, sha256 %s, read back and verified",
                  self.target.path, self._size, digest)
         return WriteResult(path=self.target.path, size=self._size, sha256=digest,
                            verified=True)
 
     def abort(self) -> None:
-        """Wipe the head (no valid config-2 left behind) and release everything."""
+        """Wipe the head (no valid config-2 left behind), release everything, and undo the
+        table change :func:`prepare_target` made for this write (see :attr:`cleanup_note`).
+        """
         if self._state in ("committed", "aborted"):
             self._release()
             return
@@ -209,7 +241,30 @@ class DriveWriter:
                 LOG.error("Could not wipe the head of %s after a failed write (%s): it may "
                           "hold a partial config drive; wipe it by hand (configdrive.remove)",
                           self.target.path, exc.strerror)
-        self._release()
+        self._release()     # the partition must be closed before the kernel drops it
+        self.cleanup_note = self._undo_prepare()
+
+    def _undo_prepare(self) -> str:
+        target = self.target
+        if target.action not in ("created", "grown"):
+            return ""
+        try:
+            return partition.rollback(target, min(max(HEAD_SIZE, self._size),
+                                                  target.capacity))
+        except ConfigDriveError as exc:
+            LOG.error("Could not undo the partition change on %s after a failed write: %s",
+                      target.device, exc.message)
+            number = target.partition_number
+            if target.action == "rolled-back":
+                return (f"the table change to partition {number} was undone but the kernel "
+                        f"did not follow ({exc.message})")
+            if target.action == "created":
+                return (f"partition {number}, created for this write, could not be deleted "
+                        f"again ({exc.message}); it holds no config drive (a GPT retry "
+                        f"reuses it by its config-2 name), but on an MBR disk delete it "
+                        f"(parted {target.device} rm {number}) before retrying")
+            return (f"partition {number} stays grown to {target.capacity} bytes, wiped: "
+                    f"shrinking it back failed ({exc.message})")
 
     def _release(self) -> None:
         if self._bf is not None:

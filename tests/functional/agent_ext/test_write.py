@@ -143,7 +143,7 @@ def test_wrong_sha256_leaves_no_config_drive(
             disk.device, url=server.url("/o"), sha256="ab" * 32, fetch_options=FAST
         )
     nodes = disk_nodes(disk.device)
-    assert len(nodes) == 2  # the partition was made, the drive in it is not valid
+    assert nodes == [disk.device]  # the partition made for it was deleted again
     assert blkid_config_drives(*nodes) == [] and blkid_label_nodes(*nodes) == []
     assert pipeline.status(disk.device)["present"] is False
 
@@ -248,14 +248,17 @@ def test_download_lost_for_good_leaves_no_config_drive(
     assert pipeline.status(disk.device)["present"] is False
 
 
-@pytest.mark.xfail(strict=True, reason="the disk layer keeps the (wiped) partition it created "
-                   "for a write that then failed; a retry adds another one")
 def test_failed_write_leaves_no_orphan_partition(
         loopdisk: Callable, server: http_fixture.ObjectServer) -> None:
     disk = loopdisk(128, layout=sgdisk("-o"))
     image = build_image(META)
     server.objects["/o"] = b64gz(image)
-    with pytest.raises(VerificationError):
+    with pytest.raises(VerificationError) as err:
         pipeline.write_config_drive(disk.device, url=server.url("/o"), sha256="cd" * 32,
                                     fetch_options=FAST)
+    assert "partition 1, created for this write, was deleted again" in err.value.message
     assert disk.kernel_partitions() == {}
+    result = pipeline.write_config_drive(disk.device, url=server.url("/o"),
+                                         sha256=sha256(image), fetch_options=FAST)
+    assert (result["action"], result["partition_number"]) == ("created", 1)
+    assert list(disk.kernel_partitions()) == [1]

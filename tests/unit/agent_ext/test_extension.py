@@ -109,6 +109,33 @@ class TestConfigDriveExtension(ipa_test_base.IronicAgentTest):
             self.agent.execute_command("configdrive.remove", device=None)
         self.assertEqual([], self.disk.prepared)
 
+    def test_root_device_follows_the_root_device_hints(self) -> None:
+        calls: list[tuple[str, dict[str, Any]]] = []
+
+        def dispatch(method: str, **kwargs: Any) -> str:
+            calls.append((method, kwargs))
+            return "/dev/hinted"
+
+        self.patch(extension.hardware, "dispatch_to_managers", dispatch)
+        out = self._run("configdrive.write", device="root", data=self.blob)
+        self.assertEqual("SUCCEEDED", out["command_status"], out)
+        self.assertEqual("/dev/hinted", self.disk.prepared[0]["device"])
+        self.assertEqual([("get_os_install_device", {"permit_refresh": True})], calls)
+        self._run("configdrive.remove", device="root")
+        self.assertEqual("SUCCEEDED", self._run("configdrive.status", device="root")[
+            "command_status"])
+        self.assertEqual(3, len(calls))
+
+    def test_root_device_without_a_match_is_a_clear_error(self) -> None:
+        def dispatch(method: str, **kwargs: Any) -> str:
+            raise ipa_errors.DeviceNotFound("No suitable device was found for deployment")
+
+        self.patch(extension.hardware, "dispatch_to_managers", dispatch)
+        out = self._run("configdrive.write", device="root", data=self.blob)
+        self.assertEqual("FAILED", out["command_status"])
+        self.assertIn("root device hints", out["command_error"]["details"])
+        self.assertEqual([], self.disk.prepared)
+
     def test_bad_params_are_rejected_synchronously(self) -> None:
         with pytest.raises(ipa_errors.InvalidCommandParamsError, match="exactly one"):
             self.agent.execute_command("configdrive.write", device=DEV)

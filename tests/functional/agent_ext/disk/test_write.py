@@ -99,9 +99,12 @@ def test_wrong_sha256_leaves_no_config_drive(loopdisk, make_iso):
         writer.commit(expected_sha256="0" * 64)
     assert target.path in err.value.message and "0" * 64 in err.value.message
     assert blkid_config_drives(*nodes_of(disk)) == []
+    assert "was deleted again" in err.value.message and disk.kernel_partitions() == {}
+    with pytest.raises(DeviceError, match="prepare_target again"):
+        DriveWriter(target).commit()  # the partition it named is gone
     with pytest.raises(VerificationError):
-        DriveWriter(target).commit()  # empty image
-    assert blkid_config_drives(*nodes_of(disk)) == []
+        DriveWriter(prepare_target(disk.device, size=len(image))).commit()  # empty image
+    assert blkid_config_drives(*nodes_of(disk)) == [] and disk.kernel_partitions() == {}
 
 
 def test_image_larger_than_partition_is_refused(loopdisk, make_iso):
