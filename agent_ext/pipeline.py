@@ -18,15 +18,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import queue
 import re
 import struct
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from agent_ext.errors import DeviceError, InvalidInputError, VerificationError
-from agent_ext.fetch import CHUNK_SIZE, FetchOptions, HTTPSource
+from agent_ext.fetch import CHUNK_SIZE, FetchOptions
+from agent_ext.overlap import BackgroundWriter, Prefetch
+from agent_ext.sources import Source, open_source
 from ironic_configdrive.image import StreamDecoder, formats, rebuild_image
 
 LOG = logging.getLogger(__name__)
@@ -92,163 +92,10 @@ def _check_format(image_format: Any) -> str | None:
     return str(image_format)
 
 
-# -- sources ----------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class _Source:
-    chunks: Iterable[bytes]
-    description: str
-    http: HTTPSource | None = None
-
-
-def _inline_chunks(data: bytes) -> Iterator[bytes]:
-    view = memoryview(data)
-    for start in range(0, len(view), CHUNK_SIZE):
-        yield bytes(view[start : start + CHUNK_SIZE])
-
-
-def _file_chunks(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            yield chunk
-
-
-def _open_source(url: str | None, data: str | bytes | None, file: str | None,
-                 fetch_options: FetchOptions | None) -> _Source:
-    given = [name for name, value in (("url", url), ("data", data), ("file", file))
-             if value not in (None, b"", "")]
-    if len(given) != 1:
-        raise InvalidInputError(
-            reason="give exactly one config drive source (url, inline data or file), "
-                   f"got {', '.join(given) or 'none'}")
-    if url:
-        http = HTTPSource(url, fetch_options)
-        return _Source(http, http.safe_url, http)
-    if file:
-        try:
-            open(file, "rb").close()
-        except OSError as exc:
-            raise InvalidInputError(
-                reason=f"cannot read config drive file {file}: {exc.strerror}") from None
-        return _Source(_file_chunks(file), f"file {file}")
-    if isinstance(data, str):
-        try:
-            raw = data.encode("ascii")
-        except UnicodeEncodeError:
-            raise InvalidInputError(
-                reason="inline config drive data must be base64 text (ASCII) as Ironic "
-                       "sends it") from None
-    elif isinstance(data, (bytes, bytearray)):
-        raw = bytes(data)
-    else:
-        raise InvalidInputError(
-            reason=f"inline config drive data must be a string, not {type(data).__name__}; "
-                   "build the image on the conductor and send it encoded")
-    return _Source(_inline_chunks(raw), f"inline data ({len(raw)} bytes)")
-
-
 def _decoded(chunks: Iterable[bytes], decoder: StreamDecoder) -> Iterator[bytes]:
     for chunk in chunks:
         yield from decoder.feed(chunk)
     yield from decoder.finish()
-
-
-# -- overlapping network, decoding and disk I/O ------------------------------------------------
-#
-# Three stages run at once: a thread reads the body (socket reads release the GIL), the
-# caller's thread decodes (zlib releases the GIL while inflating), and a thread hashes and
-# writes (hashlib and pwrite release it too). Queues are bounded, so memory stays a few MiB.
-
-_DEPTH = 1
-_POLL = 0.1
-_CLOSE_WAIT = 5.0
-
-
-class _Prefetch:
-    """Iterate ``items`` in a background thread, handing them over a bounded queue."""
-
-    def __init__(self, items: Iterable[bytes], depth: int = _DEPTH) -> None:
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(iter(items),),
-                                        name="configdrive-fetch", daemon=True)
-        self._thread.start()
-
-    def _put(self, item: tuple[str, Any]) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=_POLL)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, items: Iterator[bytes]) -> None:
-        try:
-            for chunk in items:
-                if not self._put(("chunk", chunk)):
-                    break
-            else:
-                self._put(("end", None))
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            self._put(("error", exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            kind, value = self._queue.get()
-            if kind == "chunk":
-                yield value
-            elif kind == "end":
-                return
-            else:
-                raise value
-
-    def close(self) -> None:
-        """Stop fetching. A read already in progress may take up to the read timeout;
-        the daemon thread then ends on its own instead of holding up the error."""
-        self._stop.set()
-        self._thread.join(timeout=_CLOSE_WAIT)
-
-
-class _BackgroundWriter:
-    """Feed a DriveWriter from a thread; errors surface on the next call in the caller."""
-
-    def __init__(self, writer: Any, depth: int = _DEPTH) -> None:
-        self._writer = writer
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="configdrive-write",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (piece := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._writer.write(piece)
-                except BaseException as exc:
-                    self._error = exc
-
-    def write(self, piece: bytes) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(piece)
-
-    def stop(self) -> None:
-        """Wait until the thread has handled every queued piece (or skipped them)."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-    def finish(self) -> None:
-        """Wait until every piece is written; re-raise the first write error."""
-        self.stop()
-        if self._error is not None:
-            raise self._error
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -329,13 +176,13 @@ def write_config_drive(device: str, *, url: str | None = None, data: str | bytes
     if target not in TARGETS:
         raise InvalidInputError(reason=f"target must be one of {', '.join(TARGETS)}, "
                                        f"not {target!r}")
-    source = _open_source(url, data, file, fetch_options)
+    source = open_source(url, data, file, fetch_options)
     sector_size = int(disk.logical_sector_size(device))
     LOG.info("Writing config drive from %s to %s (%s, %d-byte sectors)",
              source.description, device, target, sector_size)
 
     decoder = StreamDecoder(cap=formats.MAX_IMAGE_SIZE)
-    prefetch = _Prefetch(source.chunks) if source.http is not None else None
+    prefetch = Prefetch(source.chunks) if source.http is not None else None
     try:
         return _write(disk, device, target, source, decoder, prefetch, sector_size,
                       expected_size, expected_sha, wanted, progress)
@@ -344,8 +191,8 @@ def write_config_drive(device: str, *, url: str | None = None, data: str | bytes
             prefetch.close()
 
 
-def _write(disk: Any, device: str, target: str, source: _Source, decoder: StreamDecoder,
-           prefetch: _Prefetch | None, sector_size: int, expected_size: int | None,
+def _write(disk: Any, device: str, target: str, source: Source, decoder: StreamDecoder,
+           prefetch: Prefetch | None, sector_size: int, expected_size: int | None,
            expected_sha: str | None, wanted: str | None,
            progress: ProgressCallback | None) -> dict[str, Any]:
     pieces = _decoded(prefetch if prefetch is not None else source.chunks, decoder)
@@ -395,7 +242,7 @@ def _stream_write(disk: Any, device: str, target: str, first: bytes, pieces: Ite
     # cap exceeded, interrupt): the target then holds no valid config-2 filesystem. It also
     # hashes what it receives, so the sha256 is computed once, in the writing thread.
     with disk.DriveWriter(prepared) as writer:
-        background = _BackgroundWriter(writer)
+        background = BackgroundWriter(writer)
         try:
             piece: bytes | None = first
             while piece is not None:
