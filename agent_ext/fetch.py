@@ -17,7 +17,7 @@ import re
 import ssl
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from agent_ext.errors import InvalidInputError, TransferError
+from ironic_configdrive.masking import install_log_filter, mask_query_strings, mask_url
 
 LOG = logging.getLogger(__name__)
 
@@ -35,51 +36,8 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _BODY_ERRORS = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError)
 
 
-_QUERY_IN_TEXT = re.compile(r"\?[^\s\"']*")
-
-
-class _MaskQueryFilter(logging.Filter):
-    """Hide query strings in urllib3's own debug/warning lines (they quote the request path)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            text = record.getMessage()
-        except (TypeError, ValueError):
-            return True
-        if "?" in text:
-            record.msg = _QUERY_IN_TEXT.sub("?***", text)
-            record.args = ()
-        return True
-
-
-def _install_log_masking() -> None:
-    for name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _MaskQueryFilter) for f in logger.filters):
-            logger.addFilter(_MaskQueryFilter())
-
-
-_install_log_masking()
-
-
-def mask_url(url: str) -> str:
-    """The URL with credentials and every query value hidden, fit for logs and errors.
-
-    Parameter names stay (``temp_url_sig=***``) so an operator still sees what kind of URL
-    it was; values (signatures, expiry, tokens) never leave this process.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host  # IPv6 literals keep their brackets
-    if parts.port is not None:
-        netloc = f"{netloc}:{parts.port}"
-    query = "&".join(f"{name}=***" for name, _ in parse_qsl(parts.query, keep_blank_values=True))
-    if parts.query and not query:
-        query = "***"
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+# urllib3 quotes request paths (temp URL signatures included) in its own log lines.
+install_log_filter("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,7 +357,7 @@ def _root_cause(exc: BaseException) -> str:
     text = str(reason)
     # urllib3 quotes the request path (query included) in some messages.
     text = re.sub(r"(url|URL): \S+", r"\1: <masked>", text)
-    text = _QUERY_IN_TEXT.sub("?***", text)
+    text = mask_query_strings(text)
     return f"{type(reason).__name__}: {text}" if text else type(reason).__name__
 
 

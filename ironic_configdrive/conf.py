@@ -1,7 +1,8 @@
 """The ``[configdrive]`` options of ironic.conf and ``list_opts`` for oslo-config-generator.
 
-This module holds the options of the image core, which every later layer (stores, exposure,
-the deploy interface) reads; those layers add their options to the same group here.
+One group, one module: the image core, the stores, the exposure mechanisms and the deploy
+interface all read their settings from here. Register with :func:`register_opts` (the deploy
+interface does it on import of :mod:`ironic_configdrive.deploy`).
 """
 
 from __future__ import annotations
@@ -26,11 +27,65 @@ image_opts = [
                      "userdata) into built config drives."),
 ]
 
+store_opts = [
+    cfg.StrOpt("store", default="http",
+               help="Where config drive images are kept while a node is deployed: 'swift' "
+                    "(Swift or radosgw, temporary URLs) or 'http' (files under "
+                    "[deploy]http_root served at [deploy]http_url). Any plugin in the "
+                    "'ironic_configdrive.stores' entry point namespace may be named."),
+    cfg.StrOpt("swift_container", default="ironic_configdrive",
+               help="Swift container for config drive objects; created (private) if "
+                    "missing."),
+    cfg.IntOpt("swift_temp_url_duration", default=3600, min=60,
+               help="Lifetime in seconds of the temporary URL given to the agent or the BMC. "
+                    "A fresh one is signed whenever the drive is (re)attached."),
+    cfg.IntOpt("swift_delete_after", default=7 * 24 * 3600, min=0,
+               help="X-Delete-After set on stored objects, in seconds: a backstop that lets "
+                    "Swift expire drives whose node was never torn down (0 disables it). "
+                    "Teardown deletes them explicitly."),
+    cfg.StrOpt("swift_auth_url",
+               help="Authenticate to Swift with TempAuth/v1 credentials at this URL instead "
+                    "of Ironic's [swift] Keystone session (Swift without Keystone, radosgw "
+                    "with Swift auth). Used together with swift_user and swift_key."),
+    cfg.StrOpt("swift_user", help="User for swift_auth_url, e.g. 'account:user'."),
+    cfg.StrOpt("swift_key", secret=True, help="Key (password) for swift_user."),
+    cfg.IntOpt("store_retries", default=3, min=0,
+               help="How many times a failed store operation (5xx, connection error) is "
+                    "retried before the deploy fails."),
+    cfg.StrOpt("http_subdir", default="configdrive",
+               help="Subdirectory of [deploy]http_root holding config drives served by the "
+                    "'http' store."),
+    cfg.BoolOpt("allow_url_passthrough", default=False,
+                help="Hand a config drive URL given by the user straight to the agent or BMC "
+                     "instead of fetching, validating and re-storing it on the conductor. "
+                     "Without it the sha256 is always known and agents never reach external "
+                     "hosts."),
+]
+
+exposure_opts = [
+    cfg.StrOpt("exposure", default="partition",
+               help="How the node sees its config drive: 'partition' (written to a "
+                    "config-2 partition by the agent), 'virtual_media' (Redfish virtual "
+                    "media, no agent needed) or 'auto' (virtual media when the node's BMC "
+                    "offers a free CD or USB slot, else partition). Overridable per node with "
+                    "driver_info/instance_info 'configdrive_exposure'."),
+    cfg.StrOpt("virtual_media_fallback", default="partition", choices=("partition", "fail"),
+               help="What to do when virtual media is requested but the BMC has no free "
+                    "usable slot: fall back to the partition mechanism, or fail the deploy."),
+    cfg.IntOpt("agent_command_timeout", default=600, min=10,
+               help="Seconds to wait for the agent's configdrive.write/remove commands."),
+    cfg.IntOpt("virtual_media_insert_timeout", default=30, min=1,
+               help="Seconds to wait for the BMC to report inserted virtual media after an "
+                    "insert; on time-out the media is ejected and the attach fails."),
+]
+
+ALL_OPTS = [*image_opts, *store_opts, *exposure_opts]
+
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_opts(image_opts, group=GROUP)
+    conf.register_opts(ALL_OPTS, group=GROUP)
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """Entry point for ``oslo-config-generator --namespace ironic_configdrive``."""
-    return [(GROUP, list(image_opts))]
+    return [(GROUP, list(ALL_OPTS))]

@@ -25,3 +25,12 @@ def require_tool(name: str) -> str:
 def require_root() -> None:
     if os.geteuid() != 0:
         skip_or_fail("needs root for loop devices")
+
+
+@pytest.fixture(autouse=True)
+def _enabled_loggers() -> None:
+    """Ironic's DB test base runs alembic's fileConfig, which disables existing loggers;
+    log assertions must not depend on whether such a test ran earlier in the session."""
+    from tests.fixtures.logs import enable_all_loggers
+
+    enable_all_loggers()

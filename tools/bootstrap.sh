@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the demo and the tests need on a fresh Debian/Ubuntu machine:
 # the system packages named in bindep.txt (apt-get, as root) and a virtualenv in .venv
-# holding this project with its conductor, agent and test extras. Safe to re-run: it only
-# installs what is missing or changed.
+# holding this project with all its extras (conductor, agent, lab, test, tempest).
+# Safe to re-run: it only installs what is missing or changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +32,6 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
     log "creating .venv and installing ironic-configdrive[conductor,agent,test]"
     "$PYTHON" -m venv .venv
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[conductor,agent,test]"
+    .venv/bin/python -m pip install -q -e ".[conductor,agent,lab,test,tempest]"
     echo "$want" > "$stamp"
 fi

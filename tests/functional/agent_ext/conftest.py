@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import require_tool
-from tests.functional.agent_ext import http_fixture
+from tests.fixtures import http as http_fixture
 from tests.functional.agent_ext.disk.conftest import loopdisk, make_iso, run  # noqa: F401
 
 

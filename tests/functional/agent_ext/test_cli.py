@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ironic_configdrive.image import build_image
-from tests.functional.agent_ext import http_fixture
+from tests.fixtures import http as http_fixture
 from tests.functional.agent_ext.conftest import b64gz, disk_nodes, read_node, sha256
 from tests.functional.agent_ext.disk.conftest import blkid_config_drives, sgdisk
 

@@ -12,7 +12,7 @@ from ironic_python_agent.extensions import base
 from oslo_config import cfg
 
 from ironic_configdrive.image import build_image
-from tests.functional.agent_ext import http_fixture
+from tests.fixtures import http as http_fixture
 from tests.functional.agent_ext.conftest import (
     TLSFiles,
     b64gz,

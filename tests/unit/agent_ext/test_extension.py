@@ -175,7 +175,7 @@ class TestConfigDriveExtension(ipa_test_base.IronicAgentTest):
             out = self._run("configdrive.write", device=DEV, configdrive=url)
         self.assertEqual("FAILED", out["command_status"])
         self.assertEqual("transfer", out["command_error"]["category"])
-        self.assertIn("temp_url_sig=***", out["command_error"]["details"])
+        self.assertIn("/v1/AUTH_a/c/o?***", out["command_error"]["details"])
         self.assertNotIn(SIG, json.dumps(out))
         self.assertNotIn(SIG, "\n".join(logs.output))
 

@@ -12,7 +12,7 @@ from requests.adapters import HTTPAdapter
 
 from agent_ext import fetch
 from agent_ext.errors import InvalidInputError, TransferError
-from tests.functional.agent_ext import http_fixture
+from tests.fixtures import http as http_fixture
 
 SIG = "d3adb33fd3adb33fd3adb33fd3adb33fd3adb33f"
 QUERY = f"temp_url_sig={SIG}&temp_url_expires=1999999999"
@@ -38,10 +38,8 @@ def _get(url: str, options: fetch.FetchOptions = FAST) -> tuple[bytes, fetch.HTT
 
 def test_mask_url_hides_query_values_and_credentials() -> None:
     masked = fetch.mask_url(f"https://user:pw@swift.example:8080/v1/AUTH_x/c/o?{QUERY}")
-    assert masked == (
-        "https://swift.example:8080/v1/AUTH_x/c/o?temp_url_sig=***&temp_url_expires=***"
-    )
-    assert fetch.mask_url("http://[::1]:80/x?token") == "http://[::1]:80/x?token=***"
+    assert masked == "https://swift.example:8080/v1/AUTH_x/c/o?***"
+    assert fetch.mask_url("http://[::1]:80/x?token") == "http://[::1]:80/x?***"
     assert fetch.mask_url("http://h/p") == "http://h/p"
 
 
@@ -119,7 +117,7 @@ def test_404_says_the_object_is_gone(server: http_fixture.ObjectServer) -> None:
         _get(server.url("/missing", QUERY))
     message = info.value.message
     assert "404" in message and "gone" in message and "redeploy" in message
-    assert SIG not in message and "temp_url_sig=***" in message
+    assert SIG not in message and "/missing?***" in message
     assert len(server.requests) == 1  # 4xx is not retried
 
 

@@ -20,7 +20,7 @@ from agent_ext import pipeline
 from agent_ext.errors import DeviceError, InvalidInputError, TransferError, VerificationError
 from agent_ext.fetch import FetchOptions
 from ironic_configdrive.image import build_image, errors, formats, read_tree
-from tests.functional.agent_ext import http_fixture
+from tests.fixtures import http as http_fixture
 from tests.unit.agent_ext.fakes import FakeDisk
 
 DEV = "/dev/fake0"

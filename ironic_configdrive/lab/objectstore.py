@@ -1,0 +1,68 @@
+"""The lab's Swift: started by ``up`` under ``DIR/swift``, stopped by ``down`` by pid.
+
+Ironic reaches it with TempAuth (v1) credentials (``[configdrive]swift_auth_url``,
+``swift_user``, ``swift_key``), as a deployment without Keystone would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ironic_configdrive.lab import swift
+from ironic_configdrive.lab.workdir import LabError, Workdir
+
+NAME = "swift"
+CONTAINER = "lab-configdrive"
+
+
+def start(workdir: Workdir, *, debug: bool = False) -> dict[str, str]:
+    """Start Swift; its connection settings (kept in the lab's state, key included)."""
+    missing = swift.missing_tools()
+    if missing:
+        raise LabError(f"the Swift store needs {', '.join(missing)} (pip install swift; "
+                       "apt-get install memcached), or run the lab with --store http")
+    server = swift.SwiftServer(workdir.root / NAME, pid_dir=workdir.pids,
+                               log_level="DEBUG" if debug else "INFO")
+    try:
+        server.start()
+    except swift.SwiftServerError as exc:
+        raise LabError(f"Swift did not start under {workdir.root / NAME}: {exc}") from None
+    server.release()
+    return {"auth_url": server.auth_url, "user": server.user, "key": server.key,
+            "container": CONTAINER}
+
+
+def stop(workdir: Workdir) -> list[str]:
+    return swift.stop_recorded(workdir.pids)
+
+
+def running(workdir: Workdir) -> dict[str, int]:
+    return swift.running_recorded(workdir.pids)
+
+
+def list_objects(settings: dict[str, str]) -> list[str]:
+    """Object names in the lab's container (none when it does not exist)."""
+    from swiftclient import client as swift_client
+
+    conn = swift_client.Connection(authurl=settings["auth_url"], user=settings["user"],
+                                   key=settings["key"], retries=1)
+    try:
+        _headers, listing = conn.get_container(settings["container"], full_listing=True)
+    except swift_client.ClientException as exc:
+        if exc.http_status == 404:
+            return []
+        raise LabError(f"listing Swift container {settings['container']} at "
+                       f"{settings['auth_url']} failed: HTTP {exc.http_status}") from None
+    except Exception as exc:  # connection errors: name the service, not a traceback
+        raise LabError(f"Swift at {settings['auth_url']} unreachable: "
+                       f"{type(exc).__name__}") from None
+    finally:
+        conn.close()
+    return [str(item["name"]) for item in listing]
+
+
+def conf_options(settings: dict[str, Any]) -> dict[str, str]:
+    """The ``[configdrive]`` options that point Ironic at this Swift."""
+    return {"store": "swift", "swift_container": settings["container"],
+            "swift_auth_url": settings["auth_url"], "swift_user": settings["user"],
+            "swift_key": settings["key"]}

@@ -1,0 +1,40 @@
+"""Entry points only the lab's own processes see.
+
+The lab's hardware manager (for the agent) and hardware type (for Ironic) must never load in
+a real deployment, so they are not among the package's entry points. Instead the lab writes
+a tiny distribution under ``DIR/plugins`` and puts it on those processes' PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ironic_configdrive.lab.workdir import Workdir
+
+ENTRY_POINTS = """\
+[ironic_python_agent.hardware_managers]
+ironic_configdrive_lab = ironic_configdrive.lab.hardware:LabHardwareManager
+
+[ironic.hardware.types]
+lab-hardware = ironic_configdrive.lab.ironic_hw:LabHardware
+"""
+
+
+def write(workdir: Workdir) -> Path:
+    root = workdir.root / "plugins"
+    dist = root / "ironic_configdrive_lab-1.0.dist-info"
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ironic-configdrive-lab\n"
+                                   "Version: 1.0\n")
+    (dist / "entry_points.txt").write_text(ENTRY_POINTS)
+    return root
+
+
+def env(workdir: Workdir, base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: this process's environment) with the lab plugins importable."""
+    result = dict(os.environ if base is None else base)
+    plugins = str(write(workdir))
+    result["PYTHONPATH"] = os.pathsep.join(p for p in (plugins, result.get("PYTHONPATH"))
+                                           if p)
+    return result

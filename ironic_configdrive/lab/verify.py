@@ -1,0 +1,172 @@
+"""What the lab verifies after a deploy and after an undeploy, on the real things.
+
+After a deploy: the instance image on the disk; the drive where the guest finds it (one
+config-2 partition, or the BMC's virtual media holding the store URL with the stored bytes);
+what glean reads from it; the stored object in its store. After an undeploy: the partition
+range reads zeros, the media is ejected, the store holds nothing for the node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from ironic_configdrive.lab import bmc, disk, guest, images, objectstore
+from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive.masking import scrub
+
+
+def deployed(workdir: Workdir, node: dict[str, Any],
+                    exposure: str = "partition") -> dict[str, Any]:
+    state = workdir.load_state()
+    device = state["disk"]
+    record = (node.get("driver_internal_info") or {}).get("configdrive") or {}
+    stored = record.get("stored") or {}
+    checks = []
+    image = disk.read_range(device, images.ROOT_START_SECTOR * 512, len(images.ROOT_MARK))
+    if image != images.ROOT_MARK:
+        raise LabError(f"{device} does not carry the instance image (root partition marker "
+                       "missing)")
+    checks.append(f"instance image written to {device}")
+    result: dict[str, Any] = {"exposure": exposure, "stored": stored}
+    if exposure == "virtual_media":
+        drive, media = _verify_media(workdir, state, record, stored, checks)
+        result.update(media=media, sha256=stored.get("sha256"))
+        root = guest.extract_image(workdir, drive)
+    else:
+        root = _verify_partition(workdir, device, stored, checks, result)
+    _verify_guest(state, root, checks)
+    _verify_stored(workdir, state, stored, checks)
+    result["checks"] = checks
+    return result
+
+
+def _verify_partition(workdir: Workdir, device: str, stored: dict[str, Any],
+                      checks: list[str], result: dict[str, Any]) -> Any:
+    from agent_ext.disk import config_drive_status
+
+    status = config_drive_status(device)
+    if not status.present or status.partition_number is None:
+        raise LabError(f"{device} carries no config-2 partition after the deploy")
+    if status.sha256 != stored.get("sha256"):
+        raise LabError(f"config-2 partition {status.path} hashes to {status.sha256}, the "
+                       f"stored drive to {stored.get('sha256')}")
+    checks.append(f"one config-2 partition {status.path} ({status.format}, label "
+                  f"{status.label}, {status.size} bytes) hashing to the stored sha256 "
+                  f"{status.sha256}")
+    table = _partition_range(device, status.partition_number)
+    result.update(partition=status.path, range=table, sha256=status.sha256)
+    return guest.extract(workdir, device, table[0], int(status.size or 0))
+
+
+def _verify_media(workdir: Workdir, state: dict[str, Any], record: dict[str, Any],
+                  stored: dict[str, Any], checks: list[str]) -> tuple[bytes, str]:
+    """The BMC holds our media, from the store's URL, with the stored bytes; none on disk."""
+    from agent_ext.disk import config_drive_status
+
+    exposures = [item for item in record.get("exposures") or []
+                 if item.get("mechanism") == "virtual_media"]
+    if not exposures:
+        raise LabError(f"the node's record shows no virtual media exposure (exposures: "
+                       f"{[item.get('mechanism') for item in record.get('exposures') or []]})")
+    exposed = exposures[0].get("record") or {}
+    device = str(exposed.get("device"))
+    slots = bmc.media(workdir, state["redfish"]["redfish_address"])
+    slot = slots.get(device) or {}
+    if not slot.get("Inserted"):
+        raise LabError(f"the Redfish emulator reports no media inserted in {device}")
+    # Store URLs carry secrets (temp URL signatures, http store tokens): compare and print
+    # them masked only, as the exposure records them.
+    inserted = scrub(str(slot.get("Image") or ""))
+    expected = scrub(str(exposed.get("url_inserted") or ""))
+    if not inserted or inserted != expected:
+        raise LabError(f"the media in {device} is not the stored config drive ({inserted} "
+                       f"instead of {expected})")
+    checks.append(f"the BMC reports our media inserted in {device} "
+                  f"({exposed.get('media_type')}) from the store URL {inserted}")
+    sha = stored.get("sha256")
+    drives = {hashlib.sha256(data).hexdigest(): data for data in bmc.downloaded(workdir)}
+    if sha not in drives:
+        raise LabError(f"none of the {len(drives)} file(s) the BMC downloaded hashes to the "
+                       f"stored sha256 {sha}")
+    checks.append(f"the bytes the BMC downloaded hash to the stored sha256 {sha}")
+    if config_drive_status(state["disk"]).present:
+        raise LabError(f"{state['disk']} carries a config-2 partition although the drive is "
+                       "exposed as virtual media (a guest would see two)")
+    checks.append(f"no config-2 partition on {state['disk']}")
+    return drives[str(sha)], device
+
+
+def _verify_guest(state: dict[str, Any], root: Any, checks: list[str]) -> None:
+    expected = state.get("expected_guest") or {}
+    if not expected:
+        return
+    view = guest.glean_view(root)
+    if expected.get("hostname") and view["hostname"] != expected["hostname"]:
+        raise LabError(f"glean reads hostname {view['hostname']!r}, expected "
+                       f"{expected['hostname']!r}")
+    missing = [key for key in expected.get("keys", [])
+               if not any(line.startswith(key) for line in view["keys"])]
+    if missing:
+        raise LabError(f"glean does not find {len(missing)} expected SSH key(s)")
+    checks.append(f"glean reads hostname {view['hostname']!r} and "
+                  f"{len(view['keys'])} SSH key(s) from it")
+
+
+def _verify_stored(workdir: Workdir, state: dict[str, Any], stored: dict[str, Any],
+                   checks: list[str]) -> None:
+    location = stored.get("location")
+    if not location:
+        return
+    if stored.get("store") == "http":
+        if not (workdir.http_root / location).is_file():
+            raise LabError("the http store has no object for the deployed config drive")
+        checks.append("stored object present in the http store")
+    elif stored.get("store") == "swift":
+        container, _, name = str(location).partition("/")
+        names = objectstore.list_objects(state["swift"])
+        if name not in names:
+            raise LabError(f"Swift container {container} has no object {name}")
+        checks.append(f"stored object present in Swift container {container} (listed with "
+                      "the lab's credentials)")
+
+
+def _partition_range(device: str, number: int) -> list[int]:
+    name = device.rsplit("/", 1)[1]
+    sys_dir = Path("/sys/block", name, f"{name}p{number}")
+    start = int((sys_dir / "start").read_text()) * 512
+    size = int((sys_dir / "size").read_text()) * 512
+    return [start, size]
+
+
+def undeployed(workdir: Workdir, state: dict[str, Any]) -> list[str]:
+    """Checks after cleaning, against what :func:`deployed` recorded in the state."""
+    checks: list[str] = []
+    deployed = state.get("deployed") or {}
+    if deployed.get("range"):
+        start, size = deployed["range"]
+        data = disk.read_range(state["disk"], start, size)
+        if data.count(0) != len(data):
+            raise LabError(f"the config drive range {start}+{size} of {state['disk']} "
+                           "still holds data after cleaning")
+        checks.append(f"config drive range {start}+{size} of {state['disk']} reads "
+                      "zeros")
+    if deployed.get("media"):
+        slot = bmc.media(workdir, state["redfish"]["redfish_address"])[deployed["media"]]
+        if slot.get("Inserted") or slot.get("Image"):
+            raise LabError(f"the BMC still holds media in {deployed['media']} after the "
+                           "undeploy")
+        checks.append(f"the BMC reports {deployed['media']} ejected")
+    stored = deployed.get("stored") or {}
+    if stored.get("store") == "http" and stored.get("location"):
+        if (workdir.http_root / stored["location"]).exists():
+            raise LabError("the stored config drive was not deleted from the http store")
+        checks.append("stored config drive deleted from the http store")
+    if state.get("store") == "swift":
+        names = objectstore.list_objects(state["swift"])
+        if names:
+            raise LabError(f"Swift container {state['swift']['container']} still holds "
+                           f"{len(names)} object(s) after the undeploy")
+        checks.append(f"Swift container {state['swift']['container']} is empty")
+    return checks

@@ -1,0 +1,59 @@
+"""Helpers shared by the store plugins: configuration, identifiers, encoding."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+from typing import Any
+
+from ironic_configdrive.image import formats
+from ironic_configdrive.store.base import ENCODINGS, GZIP, IDENTITY, StoreError
+
+# Node UUIDs and deploy ids end up in object and file names: keep them to a safe alphabet so
+# a caller can never steer a name outside its container or directory.
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+
+
+def ironic_conf() -> Any:
+    """Ironic's global CONF with the ``[configdrive]`` options registered (idempotent)."""
+    from ironic.conf import CONF
+
+    from ironic_configdrive import conf as cd_conf
+
+    cd_conf.register_opts(CONF)  # registering the same Opt objects again is a no-op
+    return CONF
+
+
+def check_id(store: str, node_uuid: str, what: str, value: str) -> None:
+    if not isinstance(value, str) or not _SAFE_ID.match(value):
+        raise StoreError(store=store, node=node_uuid or "<unknown>",
+                         reason=f"{what} {value!r} is not usable in a stored name (allowed: "
+                                "letters, digits, '-' and '_', at most 128); this is a bug in "
+                                "the caller, please report it")
+
+
+def encode(store: str, node_uuid: str, image: bytes,
+           encoding: str = GZIP) -> tuple[bytes, str, int]:
+    """(stored bytes, sha256 of ``image``, len(image)); gzip is deterministic (mtime 0)."""
+    if encoding not in ENCODINGS:
+        raise StoreError(store=store, node=node_uuid or "<unknown>",
+                         reason=f"encoding {encoding!r} is not one of {', '.join(ENCODINGS)}; "
+                                "this is a bug in the caller, please report it")
+    data = image if encoding == IDENTITY else gzip.compress(image, compresslevel=6, mtime=0)
+    return data, hashlib.sha256(image).hexdigest(), len(image)
+
+
+def raw_suffix(image: bytes) -> str:
+    """File extension for a raw image: some BMCs only mount URLs ending in .iso or .img."""
+    return ".iso" if formats.detect_format(image[: formats.SNIFF_SIZE]) == formats.ISO9660 \
+        else ".img"
+
+
+def content_type(image: bytes, encoding: str) -> str:
+    """The Content-Type to store ``image`` under in ``encoding``."""
+    if encoding == GZIP:
+        return "application/gzip"
+    if raw_suffix(image) == ".iso":
+        return "application/x-iso9660-image"
+    return "application/octet-stream"

@@ -1,0 +1,172 @@
+"""The ``http`` store: config drives as files under Ironic's HTTP root.
+
+Files live in ``[deploy]http_root/[configdrive]http_subdir`` (directory mode 0750) and are
+served by whatever already serves ``[deploy]http_url`` to agents and BMCs. Names carry 256
+random bits (``secrets.token_urlsafe``) because the web server has no access control: the
+name is the secret, like a temp URL signature. Files are written to a temporary name and
+renamed, so a reader never sees half an image, and get mode 0640. Compressed images end in
+``.gz``; raw ones (encoding ``identity``, for virtual media) in ``.iso`` or ``.img``, because
+some BMCs only mount URLs with such an extension.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ironic_configdrive.store import common
+from ironic_configdrive.store.base import GZIP, ConfigDriveStore, StoredImage, StoreError
+
+LOG = logging.getLogger(__name__)
+
+DIR_MODE = 0o750
+FILE_MODE = 0o640
+GZIP_SUFFIX = ".gz"
+#: Extensions of stored files: compressed, raw ISO9660, raw FAT.
+SUFFIXES = (GZIP_SUFFIX, ".iso", ".img")
+
+
+def _masked_name(name: str) -> str:
+    """The file name with its random part hidden (it is what protects the file).
+
+    Names are ``<node>.<deploy id>.<secret><suffix>``; none of the parts contains a dot.
+    """
+    parts = name.split(".")
+    if len(parts) < 3:
+        return "***"
+    return ".".join([parts[0], parts[1], "***", *parts[3:]])
+
+
+class HttpStore(ConfigDriveStore):
+    """Config drives as unguessably named files under the conductor's HTTP root."""
+
+    name = "http"
+
+    def __init__(self, *, http_root: str | None = None, http_url: str | None = None,
+                 subdir: str | None = None, conf: Any = None) -> None:
+        conf = conf or common.ironic_conf()
+        self.http_root = Path(http_root or conf.deploy.http_root)
+        self.http_url: str | None = http_url or conf.deploy.http_url
+        self.subdir: str = (subdir if subdir is not None else conf.configdrive.http_subdir)
+        self.subdir = self.subdir.strip("/")
+        if not self.subdir or ".." in Path(self.subdir).parts:
+            raise StoreError(store=self.name, node="<any>",
+                             reason=f"[configdrive]http_subdir {self.subdir!r} must be a "
+                                    "relative directory inside [deploy]http_root")
+
+    @property
+    def directory(self) -> Path:
+        return self.http_root / self.subdir
+
+    def _error(self, node: str, reason: str) -> StoreError:
+        return StoreError(store=self.name, node=node, reason=reason)
+
+    def _prepare_dir(self, node: str) -> Path:
+        if not self.http_root.is_dir():
+            raise self._error(node, f"[deploy]http_root {self.http_root} is not a directory; "
+                                    "create it (and serve it at [deploy]http_url)")
+        directory = self.directory
+        try:
+            directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._error(node, f"cannot create {directory}: {exc.strerror}; make "
+                                    "[deploy]http_root writable by the conductor") from exc
+        return directory
+
+    def _path_of(self, location: str, node: str) -> Path:
+        rel = Path(location)
+        if (rel.is_absolute() or ".." in rel.parts or len(rel.parts) < 2
+                or not rel.name.startswith(f"{node}.") or not rel.name.endswith(SUFFIXES)):
+            raise self._error(node, f"location {_masked_name(rel.name)} is not a config drive "
+                                    "of this node; the node's driver_internal_info is "
+                                    "inconsistent")
+        return self.http_root / rel
+
+    def _url(self, location: str) -> str:
+        assert self.http_url is not None  # checked by put/url_for before use
+        return f"{self.http_url.rstrip('/')}/{quote(location)}"
+
+    def _require_url(self, node: str) -> None:
+        if not self.http_url:
+            raise self._error(node, "[deploy]http_url is not set; set it to the URL that "
+                                    "serves [deploy]http_root")
+
+    # -- the store interface -----------------------------------------------------------
+    def validate(self) -> None:
+        node = "<any>"
+        self._require_url(node)
+        directory = self._prepare_dir(node)
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".probe-", dir=directory)
+        except OSError as exc:
+            raise self._error(node, f"{directory} is not writable: {exc.strerror}; give the "
+                                    "conductor write access to it") from exc
+        os.close(fd)
+        os.unlink(probe)
+
+    def put(self, node_uuid: str, image: bytes, *, deploy_id: str,
+            encoding: str = GZIP) -> StoredImage:
+        common.check_id(self.name, node_uuid, "node UUID", node_uuid)
+        common.check_id(self.name, node_uuid, "deploy id", deploy_id)
+        self._require_url(node_uuid)
+        data, sha256, size = common.encode(self.name, node_uuid, image, encoding)
+        directory = self._prepare_dir(node_uuid)
+        suffix = GZIP_SUFFIX if encoding == GZIP else common.raw_suffix(image)
+        name = f"{node_uuid}.{deploy_id}.{secrets.token_urlsafe(32)}{suffix}"
+        tmp_path: str | None = None
+        try:
+            fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+                os.fchmod(f.fileno(), FILE_MODE)
+            os.replace(tmp_path, directory / name)
+            tmp_path = None
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise self._error(node_uuid, f"cannot write the config drive into {directory}: "
+                                         f"{exc.strerror}; check free space and permissions "
+                                         "of [deploy]http_root") from exc
+        finally:
+            if tmp_path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_path)
+        location = f"{self.subdir}/{name}"
+        LOG.info("Stored config drive of node %s as %s/%s (%d bytes, %d stored, %s)",
+                 node_uuid, self.subdir, _masked_name(name), size, len(data), encoding)
+        return StoredImage(store=self.name, location=location, url=self._url(location),
+                           sha256=sha256, size=size, encoding=encoding, expires_at=None)
+
+    def url_for(self, location: str, *, node_uuid: str) -> str:
+        path = self._path_of(location, node_uuid)
+        self._require_url(node_uuid)
+        if not path.is_file():
+            raise self._error(node_uuid, f"stored config drive {_masked_name(path.name)} is "
+                                         "gone from [deploy]http_root; redeploy or rebuild "
+                                         "the node to store a new one")
+        return self._url(location)
+
+    def delete(self, location: str, *, node_uuid: str) -> None:
+        path = self._path_of(location, node_uuid)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            LOG.debug("Config drive file of node %s already gone", node_uuid)
+            return
+        except OSError as exc:
+            raise self._error(node_uuid, f"cannot delete {_masked_name(path.name)} from "
+                                         f"{path.parent}: {exc.strerror}; fix the permissions and "
+                                         "delete it by hand") from exc
+        LOG.info("Deleted config drive file %s of node %s", _masked_name(path.name),
+                 node_uuid)

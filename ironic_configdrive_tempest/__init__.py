@@ -1,0 +1,1 @@
+"""Tempest plugin for ironic-configdrive: deploy with a config drive, verify, tear down."""

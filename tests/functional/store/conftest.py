@@ -1,0 +1,91 @@
+"""Fixtures for store tests against real services: a Swift cluster and an HTTP server."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from oslo_config import fixture as cfg_fixture
+
+from ironic_configdrive.image import build_image
+from ironic_configdrive.store.common import ironic_conf
+from tests.conftest import skip_or_fail
+from tests.fixtures.logs import enable_all_loggers
+from tests.fixtures.swift import SwiftServer, SwiftServerError, missing_tools
+
+
+@pytest.fixture(scope="session")
+def swift_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftServer]:
+    """One real Swift (proxy + tempauth + tempurl, memcached) for the whole session."""
+    missing = missing_tools()
+    if missing:
+        skip_or_fail(f"Swift fixture needs {', '.join(missing)} (pip install swift; "
+                     "apt-get install memcached)")
+    server = SwiftServer(tmp_path_factory.mktemp("swift"))
+    try:
+        server.start()
+    except SwiftServerError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def container() -> str:
+    """A container name no other test uses (so each test sees it created from scratch)."""
+    return f"cd-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def drive_image() -> bytes:
+    """A real config drive (ISO9660) as the conductor would store it."""
+    return build_image({"meta_data": {"uuid": "0b3e9b8a-2c63-4f4e-9d0a-4a51b2f6e0c1",
+                                      "hostname": "store-test",
+                                      "public_keys": {"k": "ssh-ed25519 AAAA test"}},
+                        "user_data": "#cloud-config\nhostname: store-test\n"})
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """(root, url): a stdlib HTTP server on 127.0.0.1 serving ``root``, stopped after."""
+    root = tmp_path / "httpboot"
+    root.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def conf() -> Iterator[cfg_fixture.Config]:
+    """Ironic's CONF with ``[configdrive]`` registered; overrides undone after the test."""
+    fixture = cfg_fixture.Config(ironic_conf())
+    fixture.setUp()
+    try:
+        yield fixture
+    finally:
+        fixture.cleanUp()
+
+
+@pytest.fixture(autouse=True)
+def enabled_loggers() -> None:
+    """Log assertions must not depend on whether an Ironic DbTestCase ran before."""
+    enable_all_loggers()

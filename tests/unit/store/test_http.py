@@ -1,0 +1,87 @@
+"""HttpStore failure handling that needs faults a real filesystem will not produce."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from ironic_configdrive.store import http as http_store
+from ironic_configdrive.store.base import StoreError
+from ironic_configdrive.store.http import HttpStore
+
+NODE = "2a7c5e6f-1b3d-4e8a-9c0f-7d6e5b4a3c21"
+
+
+def make_store(tmp_path: Path) -> HttpStore:
+    return HttpStore(http_root=str(tmp_path), http_url="http://10.0.0.1:8080/", subdir="cd")
+
+
+def test_url_joins_cleanly(tmp_path: Path) -> None:
+    stored = make_store(tmp_path).put(NODE, b"x", deploy_id="d")
+    assert stored.url == f"http://10.0.0.1:8080/{stored.location}"
+    assert stored.location.startswith(f"cd/{NODE}.d.")
+
+
+def test_disk_full_leaves_nothing(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    with mock.patch.object(http_store.os, "replace",
+                           side_effect=OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))):
+        with pytest.raises(StoreError, match="No space left on device") as info:
+            store.put(NODE, b"x" * 1000, deploy_id="d")
+    assert NODE in str(info.value)
+    assert list((tmp_path / "cd").iterdir()) == []
+
+
+def test_delete_permission_error(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    stored = store.put(NODE, b"x", deploy_id="d")
+    with mock.patch.object(Path, "unlink",
+                           side_effect=PermissionError(errno.EACCES, "Permission denied")):
+        with pytest.raises(StoreError, match="Permission denied") as info:
+            store.delete(stored.location, node_uuid=NODE)
+    secret = Path(stored.location).name.split(".")[2]
+    assert secret not in str(info.value)
+
+
+@pytest.mark.parametrize("subdir", ["..", "a/../..", "/"])
+def test_bad_subdir(tmp_path: Path, subdir: str) -> None:
+    with pytest.raises(StoreError, match="http_subdir"):
+        HttpStore(http_root=str(tmp_path), http_url="http://h", subdir=subdir)
+
+
+def test_masked_name() -> None:
+    assert http_store._masked_name(f"{NODE}.d.SECRET.gz") == f"{NODE}.d.***.gz"
+    assert http_store._masked_name(f"{NODE}.d.SECRET.iso") == f"{NODE}.d.***.iso"
+    assert http_store._masked_name(f"{NODE}.d.SECRET") == f"{NODE}.d.***"
+    assert http_store._masked_name("garbage") == "***"
+
+
+@pytest.mark.parametrize("fmt, suffix", [("iso9660", ".iso"), ("vfat", ".img")])
+def test_identity_is_stored_raw_without_gz(tmp_path: Path, fmt: str, suffix: str) -> None:
+    from ironic_configdrive.image import build_image
+
+    store = make_store(tmp_path)
+    image = build_image({"meta_data": {"uuid": NODE}}, fmt=fmt)
+    stored = store.put(NODE, image, deploy_id="d", encoding="identity")
+    assert stored.encoding == "identity"
+    assert stored.location.endswith(suffix) and ".gz" not in stored.location
+    assert (tmp_path / stored.location).read_bytes() == image
+    assert store.url_for(stored.location, node_uuid=NODE) == stored.url
+    store.delete(stored.location, node_uuid=NODE)
+    assert not (tmp_path / stored.location).exists()
+
+
+def test_unknown_encoding_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="encoding 'zstd'"):
+        make_store(tmp_path).put(NODE, b"x", deploy_id="d", encoding="zstd")
+    assert not (tmp_path / "cd").exists()
+
+
+def test_unsafe_ids_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="not usable"):
+        make_store(tmp_path).put("../x", b"x", deploy_id="d")
+    assert not (tmp_path / "cd").exists()

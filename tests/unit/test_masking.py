@@ -1,0 +1,65 @@
+"""One masking of URL secrets for the conductor, the agent and the CLI."""
+
+import logging
+
+from ironic_configdrive.masking import MaskQueryFilter, mask_url, scrub, strip_query
+
+HTTP_NAME = ("3690fd63-d536-44f1-be72-bf9462a93a83.64febf3bbfe8464396f8c8d4e77197bf."
+             "-Ep766UkW4j-Ao6Ha2Gdsr_k96SLpVItFrw4Tft7TyE")
+
+
+def test_query_hidden() -> None:
+    url = "https://s.example.com:8080/v1/AUTH_a/c/o?temp_url_sig=abc123&temp_url_expires=99"
+    assert mask_url(url) == "https://s.example.com:8080/v1/AUTH_a/c/o?***"
+
+
+def test_credentials_and_fragment_dropped() -> None:
+    url = "https://user:pw@swift.example.com:8080/v1/AUTH_x/c/o?temp_url_sig=abc&x=1#frag"
+    assert mask_url(url) == "https://swift.example.com:8080/v1/AUTH_x/c/o?***"
+    assert mask_url("http://user:pw@h/p#frag") == "http://h/p"
+
+
+def test_without_query_unchanged_opaque_query_and_ipv6() -> None:
+    assert mask_url("http://127.0.0.1:8080/cd/n.iso") == "http://127.0.0.1:8080/cd/n.iso"
+    assert mask_url("http://[::1]:80/p?opaque") == "http://[::1]:80/p?***"
+    assert mask_url("http://h/p?=secret") == "http://h/p?***"
+
+
+def test_unparseable() -> None:
+    assert mask_url("http://h:notaport/") == "<unparseable URL>"
+
+
+def test_strip_query_identifies_object_across_resigning() -> None:
+    assert strip_query("http://h/o?temp_url_sig=1") == strip_query("http://h/o?temp_url_sig=2")
+
+
+def test_resigned_urls_mask_alike() -> None:
+    # Virtual media detach compares masked forms of the inserted URL.
+    assert mask_url("http://h/o?temp_url_sig=1&temp_url_expires=5") == mask_url(
+        "http://h/o?temp_url_sig=2&temp_url_expires=9")
+
+
+def test_scrub_masks_every_url_in_text() -> None:
+    text = ("Failed fetching image from URL http://h:1/o?temp_url_sig=SECRET: 404; "
+            "retry 'https://x/y?token=SECRET2' later")
+    out = scrub(text)
+    assert "SECRET" not in out
+    assert "http://h:1/o?***" in out and "https://x/y?***" in out
+    assert out.endswith("later")
+
+
+def test_http_store_file_name_secret_is_masked() -> None:
+    url = f"http://10.0.0.1:8080/configdrive/{HTTP_NAME}.iso"
+    masked = mask_url(url)
+    assert "Ep766UkW4j" not in masked
+    assert masked == ("http://10.0.0.1:8080/configdrive/3690fd63-d536-44f1-be72-bf9462a93a83."
+                      "64febf3bbfe8464396f8c8d4e77197bf.***.iso")
+    out = scrub(f"BMC could not fetch {url}: 404")
+    assert "Ep766UkW4j" not in out and out.endswith(".***.iso: 404")
+
+
+def test_log_filter_hides_query_strings_of_other_libraries() -> None:
+    record = logging.LogRecord("urllib3.connectionpool", logging.DEBUG, __file__, 1,
+                               '%s "GET %s HTTP/1.1" 200', ("h:80", "/o?temp_url_sig=S3"), None)
+    assert MaskQueryFilter().filter(record)
+    assert "S3" not in record.getMessage() and "/o?***" in record.getMessage()

@@ -1,0 +1,155 @@
+"""Normalising instance_info['configdrive'] values into raw images."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.server
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ironic_configdrive import image, source
+from ironic_configdrive.image.errors import (
+    InvalidInputError,
+    InvalidMediaError,
+    SizeLimitExceeded,
+)
+
+NODE = "1be26c0b-03f2-4d2e-ae87-c02d7f33c123"
+DRIVE = {"meta_data": {"public_keys": {"k": "ssh-ed25519 AAAA"}}, "user_data": "#!/bin/sh\n"}
+
+
+@pytest.fixture(scope="module")
+def raw() -> bytes:
+    return image.build_image(DRIVE, node_uuid=NODE)
+
+
+class _Server:
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[int, bytes]] = {}
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                outer.requests.append(self.path)
+                status, body = outer.routes.get(self.path, (404, b"not found"))
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    srv = _Server()
+    thread = threading.Thread(target=srv.httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.httpd.shutdown()
+        srv.httpd.server_close()
+        thread.join()
+
+
+def test_json_is_built_with_ironic_defaults() -> None:
+    src = source.normalise(DRIVE, node_uuid=NODE, node_name="node-1")
+    assert src.kind == "json" and src.image is not None and not src.passthrough
+    meta = image.read_tree(src.image)["openstack/latest/meta_data.json"]
+    assert NODE.encode() in meta and b'"name": "node-1"' in meta
+    assert image.validate(src.image) == []
+
+
+def test_json_vfat() -> None:
+    src = source.normalise(DRIVE, node_uuid=NODE, fmt=image.VFAT)
+    assert src.image is not None
+    assert image.detect_format(src.image[:65536]) == image.VFAT
+
+
+@pytest.mark.parametrize("encode", [
+    image.pack,
+    lambda r: base64.b64encode(r).decode(),
+    lambda r: gzip.compress(r),
+    lambda r: r,
+], ids=["gzip+base64", "base64", "gzip-bytes", "raw-bytes"])
+def test_encoded_forms(raw: bytes, encode: Any) -> None:
+    src = source.normalise(encode(raw), node_uuid=NODE)
+    assert src.kind == "encoded" and src.image == raw
+
+
+def test_url_fetched_through_the_decoder(raw: bytes, server: _Server) -> None:
+    server.routes["/cd?temp_url_sig=s3cr3t"] = (200, image.pack(raw).encode())
+    src = source.normalise(f"  {server.url}/cd?temp_url_sig=s3cr3t\n", node_uuid=NODE)
+    assert src.kind == "url" and src.image == raw
+    assert server.requests == ["/cd?temp_url_sig=s3cr3t"]
+
+
+def test_url_http_error_masks_query(server: _Server) -> None:
+    with pytest.raises(source.FetchError) as exc:
+        source.normalise(f"{server.url}/missing?temp_url_sig=s3cr3t", node_uuid=NODE)
+    assert "HTTP 404" in exc.value.message
+    assert "s3cr3t" not in exc.value.message
+    assert f"{server.url}/missing" in exc.value.message
+
+
+def test_url_connection_refused() -> None:
+    with pytest.raises(source.FetchError) as exc:
+        source.fetch("http://127.0.0.1:9/cd?sig=s3cr3t", timeout=(2.0, 2.0))
+    assert "ConnectionError" in exc.value.message and "s3cr3t" not in exc.value.message
+
+
+def test_url_not_a_drive(server: _Server) -> None:
+    server.routes["/cd"] = (200, b"<html>login page</html>")
+    with pytest.raises(InvalidMediaError) as exc:
+        source.normalise(f"{server.url}/cd", node_uuid=NODE)
+    assert f"downloaded from {server.url}/cd" in exc.value.message
+
+
+def test_url_over_the_cap(server: _Server) -> None:
+    big = image.write_tree({"openstack/latest/meta_data.json": b"{}",
+                            "openstack/content/0000": bytes(2 * 1024 * 1024)})
+    server.routes["/big"] = (200, gzip.compress(big))
+    with pytest.raises(SizeLimitExceeded):
+        source.normalise(f"{server.url}/big", node_uuid=NODE, cap=1024 * 1024)
+
+
+def test_passthrough_is_not_fetched() -> None:
+    src = source.normalise("https://example.invalid/cd?sig=x", node_uuid=NODE,
+                           allow_url_passthrough=True)
+    assert src.passthrough and src.image is None
+    assert src.passthrough_url == "https://example.invalid/cd?sig=x"
+
+
+def test_unsupported_scheme() -> None:
+    with pytest.raises(InvalidInputError) as exc:
+        source.normalise("ftp://host/cd?sig=s3cr3t", node_uuid=NODE)
+    assert "unsupported scheme" in exc.value.message and "s3cr3t" not in exc.value.message
+
+
+@pytest.mark.parametrize("value", [42, ["a"], None])
+def test_wrong_type(value: Any) -> None:
+    with pytest.raises(InvalidInputError, match="must be a URL"):
+        source.normalise(value, node_uuid=NODE)
+
+
+def test_empty_and_garbage() -> None:
+    with pytest.raises(InvalidInputError, match="empty"):
+        source.normalise("   ", node_uuid=NODE)
+    with pytest.raises(InvalidMediaError):
+        source.normalise("this is not base64!", node_uuid=NODE)
+
+
+def test_json_over_the_cap() -> None:
+    drive = {"meta_data": {}, "user_data": "x" * (2 * 1024 * 1024)}
+    with pytest.raises(SizeLimitExceeded):
+        source.normalise(drive, node_uuid=NODE, cap=1024 * 1024)
