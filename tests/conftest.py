@@ -2,6 +2,8 @@
 
 import os
 import shutil
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -34,3 +36,18 @@ def _enabled_loggers() -> None:
     from tests.fixtures.logs import enable_all_loggers
 
     enable_all_loggers()
+
+
+@pytest.fixture
+def conf() -> Iterator[Any]:
+    """Ironic's global CONF with ``[configdrive]`` registered; overrides undone afterwards."""
+    from oslo_config import fixture as cfg_fixture
+
+    from ironic_configdrive.store.common import ironic_conf
+
+    fixture = cfg_fixture.Config(ironic_conf())
+    fixture.setUp()
+    try:
+        yield fixture
+    finally:
+        fixture.cleanUp()

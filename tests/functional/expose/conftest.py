@@ -16,7 +16,6 @@ import pytest
 
 from tests.fixtures import http as http_fixture
 from tests.fixtures import redfish
-from tests.fixtures.logs import enable_all_loggers
 from tests.fixtures.redfish import RedfishEmulator
 
 # Only after the backend is chosen; its zeroconf import runs ldconfig, which Ironic's test
@@ -59,8 +58,3 @@ def single_slot_env(request: pytest.FixtureRequest, single_slot_emulator: Redfis
     request.cls.emulator = single_slot_emulator
     request.cls.server = image_server
 
-
-@pytest.fixture(autouse=True)
-def enabled_loggers() -> None:
-    """Log assertions must not depend on whether an Ironic DbTestCase ran before."""
-    enable_all_loggers()

@@ -10,12 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from oslo_config import fixture as cfg_fixture
 
 from ironic_configdrive.image import build_image
-from ironic_configdrive.store.common import ironic_conf
 from tests.conftest import skip_or_fail
-from tests.fixtures.logs import enable_all_loggers
 from tests.fixtures.swift import SwiftServer, SwiftServerError, missing_tools
 
 
@@ -74,18 +71,3 @@ def http_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         thread.join(timeout=10)
 
 
-@pytest.fixture
-def conf() -> Iterator[cfg_fixture.Config]:
-    """Ironic's CONF with ``[configdrive]`` registered; overrides undone after the test."""
-    fixture = cfg_fixture.Config(ironic_conf())
-    fixture.setUp()
-    try:
-        yield fixture
-    finally:
-        fixture.cleanUp()
-
-
-@pytest.fixture(autouse=True)
-def enabled_loggers() -> None:
-    """Log assertions must not depend on whether an Ironic DbTestCase ran before."""
-    enable_all_loggers()

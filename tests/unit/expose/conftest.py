@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import ironic.conf  # noqa: F401  (registers the [agent] and [redfish] options we read)
 import pytest
-from oslo_config import cfg
-from oslo_config import fixture as cfg_fixture
-
-from tests.fixtures.logs import enable_all_loggers
 
 NODE = "1be26c0b-03f2-4d2e-ae87-c02d7f33c123"
 SIG = "temp_url_sig=deadbeefdeadbeefdeadbeefdeadbeefdeadbeef&temp_url_expires=1999999999"
 
-
-@pytest.fixture
-def conf() -> Iterator[cfg_fixture.Config]:
-    fixture = cfg_fixture.Config(cfg.CONF)
-    fixture.setUp()
-    yield fixture
-    fixture.cleanUp()
 
 
 @pytest.fixture
@@ -38,8 +27,3 @@ def make_task() -> Callable[..., Any]:
 
     return make
 
-
-@pytest.fixture(autouse=True)
-def enabled_loggers() -> None:
-    """Log assertions must not depend on whether an Ironic DbTestCase ran before."""
-    enable_all_loggers()
