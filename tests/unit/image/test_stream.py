@@ -1,6 +1,7 @@
 import base64
 import gzip
 import os
+import random
 import struct
 import tracemalloc
 import zlib
@@ -89,7 +90,7 @@ def test_trailing_zero_padding_after_gzip_is_accepted():
     [
         (b"", "empty"),
         (b"\x00" * 40_000, "no gzip, ISO9660, FAT or base64 signature"),
-        (os.urandom(40_000).replace(b"\x1f\x8b", b"xx") + b"", "signature"),
+        (b"\xff" + random.Random(7).randbytes(40_000) + b"", "signature"),
         (base64.b64encode(os.urandom(40_000)), "decodes to neither gzip nor"),
         (gzip.compress(b"hello world" * 10_000), "not an ISO9660 or FAT image"),
         (gzip.compress(IMAGE)[:-20], "truncated"),
@@ -100,8 +101,6 @@ def test_trailing_zero_padding_after_gzip_is_accepted():
     ],
 )
 def test_bad_input_is_a_clear_error(data, match):
-    if data[:2] == b"\x1f\x8b" and match == "signature":
-        pytest.skip("random data happened to start like gzip")
     with pytest.raises(errors.InvalidMediaError, match=match):
         decode(chunked(data, 4096))
 
