@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import subprocess
+from collections.abc import Iterator
 
 from ironic_configdrive.image import formats
 
@@ -64,8 +65,8 @@ def find_config_drive(disk_image: str) -> Partition:
     return found[0]
 
 
-def sha256_at(disk_image: str, offset: int, length: int) -> str:
-    digest = hashlib.sha256()
+def _read_range(disk_image: str, offset: int, length: int) -> Iterator[bytes]:
+    """The bytes ``offset .. offset+length`` of the image, in chunks."""
     with open(disk_image, "rb") as disk:
         disk.seek(offset)
         left = length
@@ -73,20 +74,17 @@ def sha256_at(disk_image: str, offset: int, length: int) -> str:
             chunk = disk.read(min(_CHUNK, left))
             if not chunk:
                 raise DiskCheckError(f"{disk_image} ends before byte {offset + length}")
-            digest.update(chunk)
+            yield chunk
             left -= len(chunk)
+
+
+def sha256_at(disk_image: str, offset: int, length: int) -> str:
+    digest = hashlib.sha256()
+    for chunk in _read_range(disk_image, offset, length):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
 def is_zero(disk_image: str, offset: int, length: int) -> bool:
-    with open(disk_image, "rb") as disk:
-        disk.seek(offset)
-        left = length
-        while left:
-            chunk = disk.read(min(_CHUNK, left))
-            if not chunk:
-                raise DiskCheckError(f"{disk_image} ends before byte {offset + length}")
-            if chunk.count(0) != len(chunk):
-                return False
-            left -= len(chunk)
-    return True
+    return all(chunk.count(0) == len(chunk)
+               for chunk in _read_range(disk_image, offset, length))
