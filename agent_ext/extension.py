@@ -6,7 +6,9 @@ our message, category and type), never as a bare traceback.
 
 IPA logs command arguments at debug level with only the ``configdrive`` and ``system_logs``
 keys masked, so the conductor should pass the source (URL with a temp URL signature, or the
-inline blob) as ``configdrive=``; ``url=`` and ``data=`` are accepted too.
+inline blob) as ``configdrive=``; ``url=`` and ``data=`` are accepted too. An encrypted drive
+comes as ``configdrive={"url": ..., "key": <64 hex digits>}`` (or ``"data"`` instead of
+``"url"``), so its key stays under the masked name too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ironic_python_agent.extensions import base
 from agent_ext import pipeline
 from agent_ext.errors import DeviceError
 from agent_ext.fetch import FetchOptions
+from ironic_configdrive.image import sealing
 from ironic_configdrive.image.errors import ConfigDriveError, InvalidInputError
 
 LOG = logging.getLogger(__name__)
@@ -76,18 +79,26 @@ def _as_rest_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _source(configdrive: str | None, url: str | None,
-            data: str | None) -> tuple[str | None, str | None]:
-    """Split the IPA-masked ``configdrive`` parameter into (url, inline data)."""
-    if configdrive is not None:
-        if url is not None or data is not None:
+def _source(configdrive: str | dict[str, Any] | None, url: str | None,
+            data: str | None) -> tuple[str | None, str | None, bytes | None]:
+    """Split the IPA-masked ``configdrive`` parameter into (url, inline data, key)."""
+    if configdrive is None:
+        return url, data, None
+    if url is not None or data is not None:
+        raise InvalidInputError(reason="give the source once: configdrive, url or data")
+    if isinstance(configdrive, dict):
+        unknown = sorted(set(configdrive) - {"url", "data", "key"})
+        if unknown:
             raise InvalidInputError(
-                reason="give the source once: configdrive, url or data")
-        if isinstance(configdrive, str) and configdrive.lower().startswith(
-                ("http://", "https://")):
-            return configdrive, None
-        return None, configdrive
-    return url, data
+                reason=f"unknown configdrive field(s) {', '.join(map(str, unknown))}; "
+                       "expected url or data, and key (update the agent ramdisk?)")
+        key = configdrive.get("key")
+        return (configdrive.get("url"), configdrive.get("data"),
+                None if key is None else sealing.decode_key(key))
+    if isinstance(configdrive, str) and configdrive.lower().startswith(
+            ("http://", "https://")):
+        return configdrive, None, None
+    return None, configdrive, None
 
 
 #: ``device=ROOT_DEVICE`` names the disk IPA installs the instance image on (the node's root
@@ -128,7 +139,8 @@ def _validate_write(ext: Any, **params: Any) -> None:
     try:
         _check_known(params, _WRITE_PARAMS)
         pipeline.check_device(params.get("device"))
-        url, data = _source(params.get("configdrive"), params.get("url"), params.get("data"))
+        url, data, _ = _source(params.get("configdrive"), params.get("url"),
+                               params.get("data"))
         if (url is None) == (data is None):
             raise InvalidInputError(
                 reason="give exactly one config drive source: configdrive (URL or inline "
@@ -153,7 +165,7 @@ class ConfigDriveExtension(base.BaseAgentExtension):
 
     @base.async_command("write", _validate_write)
     @_as_rest_errors
-    def write(self, device: str | None = None, configdrive: str | None = None,
+    def write(self, device: str | None = None, configdrive: str | dict[str, Any] | None = None,
               url: str | None = None, data: str | None = None, sha256: str | None = None,
               size: int | None = None, target: str = "partition",
               format: str | None = None,  # the command parameter IPA callers use
@@ -163,7 +175,8 @@ class ConfigDriveExtension(base.BaseAgentExtension):
 
         :param device: the disk to write to (required: the agent never guesses), or
             ``"root"`` for the install device chosen by the node's root device hints.
-        :param configdrive: URL or inline gzip+base64 data (masked in IPA's logs).
+        :param configdrive: URL or inline gzip+base64 data (masked in IPA's logs), or for an
+            encrypted drive ``{"url" or "data": ..., "key": hex}``.
         :param sha256: expected sha256 of the decoded image.
         :param size: expected size of the decoded image in bytes.
         :param target: ``partition`` (default) or ``device`` (the whole device).
@@ -171,11 +184,11 @@ class ConfigDriveExtension(base.BaseAgentExtension):
         :param proxies: ``{"http": ..., "https": ...}`` as for IPA's image downloads.
         :param no_proxy: hosts to reach directly.
         """
-        url, data = _source(configdrive, url, data)
+        url, data, key = _source(configdrive, url, data)
         options = FetchOptions.from_ipa_config(proxies=proxies or None, no_proxy=no_proxy)
         return pipeline.write_config_drive(
             _resolve_device(device), url=url, data=data, sha256=sha256, size=size, target=target,
-            image_format=format, fetch_options=options)
+            image_format=format, fetch_options=options, key=key)
 
     @base.async_command("remove", _validate_device)
     @_as_rest_errors

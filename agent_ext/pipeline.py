@@ -27,7 +27,7 @@ from agent_ext.errors import DeviceError, InvalidInputError, VerificationError
 from agent_ext.fetch import CHUNK_SIZE, FetchOptions
 from agent_ext.overlap import BackgroundWriter, Prefetch
 from agent_ext.sources import Source, open_source
-from ironic_configdrive.image import StreamDecoder, formats, rebuild_image
+from ironic_configdrive.image import StreamDecoder, formats, rebuild_image, sealing
 
 LOG = logging.getLogger(__name__)
 
@@ -154,7 +154,8 @@ def write_config_drive(device: str, *, url: str | None = None, data: str | bytes
                        size: int | None = None, target: str = "partition",
                        image_format: str | None = None,
                        progress: ProgressCallback | None = None,
-                       fetch_options: FetchOptions | None = None) -> dict[str, Any]:
+                       fetch_options: FetchOptions | None = None,
+                       key: bytes | None = None) -> dict[str, Any]:
     """Write a config drive from ``url``, inline ``data`` or a local ``file`` to ``device``.
 
     :param sha256: expected sha256 of the decoded image (what the conductor built).
@@ -163,6 +164,8 @@ def write_config_drive(device: str, *, url: str | None = None, data: str | bytes
         (the whole device, e.g. a USB or virtual disk).
     :param image_format: ``"iso9660"`` / ``"vfat"`` to insist on a format (the image is
         rebuilt when needed), ``None`` to keep it unless the disk cannot serve it.
+    :param key: the source is sealed (encrypted at rest); it is opened with this key on the
+        fly, chunk by chunk, before decoding, and anything else is refused.
     :returns: a JSON-serialisable summary (device, partition path, sizes, hashes, ...).
     :raises ConfigDriveError: a subclass saying what failed and what to do; the device then
         holds no valid config-2 filesystem from this call.
@@ -183,19 +186,24 @@ def write_config_drive(device: str, *, url: str | None = None, data: str | bytes
 
     decoder = StreamDecoder(cap=formats.MAX_IMAGE_SIZE)
     prefetch = Prefetch(source.chunks) if source.http is not None else None
+    chunks: Iterable[bytes] = prefetch if prefetch is not None else source.chunks
+    if key is not None:
+        chunks = sealing.iter_open(chunks, key)
     try:
-        return _write(disk, device, target, source, decoder, prefetch, sector_size,
-                      expected_size, expected_sha, wanted, progress)
+        summary = _write(disk, device, target, source, chunks, decoder, sector_size,
+                         expected_size, expected_sha, wanted, progress)
+        summary["encrypted"] = key is not None
+        return summary
     finally:
         if prefetch is not None:
             prefetch.close()
 
 
-def _write(disk: Any, device: str, target: str, source: Source, decoder: StreamDecoder,
-           prefetch: Prefetch | None, sector_size: int, expected_size: int | None,
+def _write(disk: Any, device: str, target: str, source: Source, chunks: Iterable[bytes],
+           decoder: StreamDecoder, sector_size: int, expected_size: int | None,
            expected_sha: str | None, wanted: str | None,
            progress: ProgressCallback | None) -> dict[str, Any]:
-    pieces = _decoded(prefetch if prefetch is not None else source.chunks, decoder)
+    pieces = _decoded(chunks, decoder)
     # The decoder holds output back until the filesystem signature is known, so the first
     # piece tells the format before anything touches the disk (and a 404 or a corrupt
     # image fails before a partition is created).

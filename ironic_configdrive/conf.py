@@ -79,7 +79,22 @@ exposure_opts = [
                     "insert; on time-out the media is ejected and the attach fails."),
 ]
 
-ALL_OPTS = [*image_opts, *store_opts, *exposure_opts]
+encryption_opts = [
+    cfg.BoolOpt("encrypt_at_rest", default=True,
+                help="Store config drives encrypted (AES-256-GCM, a fresh key per drive). "
+                     "The agent decrypts while it writes the partition; the key travels "
+                     "only in the agent command. For virtual media the conductor decrypts "
+                     "and serves a plain copy from [deploy]http_root only while the media "
+                     "is attached (a BMC cannot decrypt), so that store must be usable too."),
+    cfg.StrOpt("key_file", default="$state_path/configdrive.key",
+               help="File holding the conductor's key-encryption key, which wraps the "
+                    "per-drive keys kept in driver_internal_info. Created (mode 0600) on "
+                    "first use if missing. Every conductor of a deployment must have the "
+                    "same file, or a node taken over by another conductor cannot be "
+                    "redeployed from its stored drive."),
+]
+
+ALL_OPTS = [*image_opts, *store_opts, *exposure_opts, *encryption_opts]
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

@@ -13,6 +13,7 @@ Enable with ``enabled_deploy_interfaces = direct,configdrive``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import uuid
@@ -26,10 +27,10 @@ from ironic.conf import CONF
 from ironic.drivers import base
 from ironic.drivers.modules import agent
 
-from ironic_configdrive import conf, image, records, source
+from ironic_configdrive import conf, image, keys, records, source
 from ironic_configdrive.expose import loader as expose_loader
 from ironic_configdrive.expose import partition
-from ironic_configdrive.image import formats
+from ironic_configdrive.image import formats, sealing
 from ironic_configdrive.image.errors import ConfigDriveError, InvalidMediaError
 from ironic_configdrive.masking import scrub
 from ironic_configdrive.store import loader as store_loader
@@ -106,6 +107,15 @@ class ConfigDriveDeploy(agent.AgentDeploy):
             expose_loader.validate(task)
         except ConfigDriveError as exc:
             raise exception.InvalidParameterValue(scrub(exc.message)) from None
+        if _serves_copies(node):
+            try:
+                store_loader.get_store(SERVED_COPY_STORE).validate()
+            except ConfigDriveError as exc:
+                raise exception.InvalidParameterValue(
+                    f"node {node.uuid} may use virtual media with encrypted config drives, "
+                    f"so the conductor must serve decrypted copies from [deploy]http_root: "
+                    f"{scrub(exc.message)}; fix [deploy]http_root/http_url or set "
+                    "[configdrive]encrypt_at_rest = False") from None
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -153,20 +163,26 @@ class ConfigDriveDeploy(agent.AgentDeploy):
                         "Check the config drive store and deploy again, passing the "
                         "config drive") from None
         mechanism = self._mechanism(task)
+        sealed_image = stored_image
+        if mechanism == expose_loader.VIRTUAL_MEDIA and stored_image.sealed:
+            stored_image = self._serve_copy(task, record, stored_image)
         erase_before = record.erase
         if mechanism == expose_loader.PARTITION or _may_fall_back(node):
             # Bytes may reach the disk from here on, even if the write fails half-way.
             self._mark_for_erase(node, record, partition.target_device(node))
         try:
-            exposure = expose_loader.attach_with_fallback(task, stored_image)
+            exposure = expose_loader.attach_with_fallback(task, stored_image, sealed_image)
         except ConfigDriveError as exc:
             self._rollback(task, mechanism)
+            self._delete_stored(task, record, "served")
             self._release_store(task, record)
             raise _fail(node, "Could not expose the config drive", exc,
                         "The stored config drive was deleted; fix the cause above and "
                         "deploy again, passing the config drive") from None
         name = str(exposure.get("mechanism") or mechanism)
         record.exposures.append(records.Exposure(name, exposure))
+        if name != expose_loader.VIRTUAL_MEDIA:
+            self._delete_stored(task, record, "served")  # fell back: no BMC needs it
         if name == expose_loader.PARTITION:
             record.erase = {"device": str(exposure.get("device")
                                           or partition.target_device(node))}
@@ -231,7 +247,8 @@ class ConfigDriveDeploy(agent.AgentDeploy):
                 raise _fail(node, "The config drive is no longer stored",
                             "it was deleted after a failed deploy",
                             "Deploy again, passing the config drive")
-            if (old.stored is not None and old.stored.get("encoding") != IDENTITY
+            if (old.stored is not None and not old.stored.get("sealed")
+                    and old.stored.get("encoding") != IDENTITY
                     and _store_encoding(task) == IDENTITY):
                 # A rebuild after the node switched to virtual media: a BMC needs it raw.
                 self._restore_raw(task, old)
@@ -265,16 +282,7 @@ class ConfigDriveDeploy(agent.AgentDeploy):
                                   erase=old.erase if old else None,
                                   stale=list(old.stale) if old else [])
         if src.image is not None:
-            encoding = _store_encoding(task)
-            try:
-                stored = store_loader.get_store().put(node.uuid, src.image,
-                                                      deploy_id=new.deploy_id,
-                                                      encoding=encoding)
-            except ConfigDriveError as exc:
-                raise _fail(node, "Could not store the config drive", exc,
-                            "Check the [configdrive] store settings and deploy again") \
-                    from None
-            new.stored = stored.record()
+            new.stored = self._store(task, src.image, new.deploy_id)
         # Record the new drive before touching the old one, so nothing is ever unrecorded.
         if old is not None and old.stored is not None:
             new.stale.append(old.stored)
@@ -287,6 +295,54 @@ class ConfigDriveDeploy(agent.AgentDeploy):
         LOG.info("Config drive of node %s taken over (%s input, deploy %s)", node.uuid,
                  src.kind, new.deploy_id)
         return new
+
+    @staticmethod
+    def _store(task: Any, raw: bytes, deploy_id: str) -> dict[str, Any]:
+        """Store ``raw`` (sealed with a fresh key unless disabled); return its record."""
+        node = task.node
+        key = sealing.new_key() if CONF.configdrive.encrypt_at_rest else None
+        try:
+            wrapped = None if key is None else keys.wrap(_kek(), key)
+            stored = store_loader.get_store().put(
+                node.uuid, raw, deploy_id=deploy_id,
+                encoding=GZIP if key is not None else _store_encoding(task), key=key)
+        except ConfigDriveError as exc:
+            raise _fail(node, "Could not store the config drive", exc,
+                        "Check the [configdrive] store and key_file settings and deploy "
+                        "again") from None
+        data = stored.record()
+        if wrapped is not None:
+            data[WRAPPED_KEY] = wrapped
+        return data
+
+    def _serve_copy(self, task: Any, record: records.DriveRecord,
+                    sealed_image: StoredImage) -> StoredImage:
+        """Decrypt the stored drive into [deploy]http_root for a BMC; record the copy first.
+
+        A BMC can neither decrypt nor be given a key, so it gets a plain copy, kept on the
+        conductor's own disk (never in the shared store) and deleted at detach.
+        """
+        node = task.node
+        assert sealed_image.key is not None
+        try:
+            raw = source.fetch(sealed_image.url, cap=CONF.configdrive.max_size,
+                               key=sealed_image.key)
+            if hashlib.sha256(raw).hexdigest() != sealed_image.sha256:
+                raise InvalidMediaError(reason="the stored config drive does not match its "
+                                               "recorded sha256")
+            copy = store_loader.get_store(SERVED_COPY_STORE).put(
+                node.uuid, raw, deploy_id=record.deploy_id, encoding=IDENTITY)
+        except ConfigDriveError as exc:
+            raise _fail(node, "Could not prepare the decrypted copy of the config drive for "
+                              "virtual media", exc,
+                        "Check [deploy]http_root/http_url and the store, then retry") \
+                from None
+        record.served.append(copy.record())
+        records.save(node, record)
+        node.save()
+        LOG.info("Config drive of node %s decrypted for virtual media into %s", node.uuid,
+                 SERVED_COPY_STORE)
+        return copy
 
     def _restore_raw(self, task: Any, record: records.DriveRecord) -> None:
         """Replace the compressed stored drive by a raw copy (same deploy, same content)."""
@@ -323,7 +379,16 @@ class ConfigDriveDeploy(agent.AgentDeploy):
                                sha256=None, size=None, encoding="")
         assert record.stored is not None and record.location is not None
         store = _store_of(record.stored)
-        return record.stored_image(store.url_for(record.location, node_uuid=node.uuid))
+        stored_image = record.stored_image(store.url_for(record.location, node_uuid=node.uuid))
+        wrapped = record.stored.get(WRAPPED_KEY)
+        if stored_image.sealed or wrapped:
+            if not wrapped:
+                raise InvalidMediaError(reason="the stored config drive is encrypted but its "
+                                               "key is not recorded")
+            kek_path = CONF.configdrive.key_file
+            stored_image = dataclasses.replace(
+                stored_image, sealed=True, key=keys.unwrap(_kek(), str(wrapped), path=kek_path))
+        return stored_image
 
     # -- exposure -------------------------------------------------------------------------
 
@@ -373,6 +438,8 @@ class ConfigDriveDeploy(agent.AgentDeploy):
             record.exposures.pop(0)
             records.save(node, record)
             node.save()
+        # Nothing attached any more: no BMC needs the decrypted copies.
+        self._delete_stored(task, record, "served")
 
     # -- release --------------------------------------------------------------------------
 
@@ -397,9 +464,15 @@ class ConfigDriveDeploy(agent.AgentDeploy):
         self._delete_stale(task, record)
 
     def _delete_stale(self, task: Any, record: records.DriveRecord) -> None:
+        self._delete_stored(task, record, "stale")
+
+    @staticmethod
+    def _delete_stored(task: Any, record: records.DriveRecord, which: str) -> None:
+        """Delete the objects listed in ``record.<which>``, each unrecorded once gone."""
         node = task.node
-        while record.stale:
-            stored = record.stale[0]
+        pending: list[dict[str, Any]] = getattr(record, which)
+        while pending:
+            stored = pending[0]
             try:
                 _store_of(stored).delete(str(stored.get("location")), node_uuid=node.uuid)
             except ConfigDriveError as exc:
@@ -407,7 +480,7 @@ class ConfigDriveDeploy(agent.AgentDeploy):
                             "recorded and is retried at the next cleanup", node.uuid,
                             scrub(exc.message))
                 return
-            record.stale.pop(0)
+            pending.pop(0)
             records.save(node, record)
             node.save()
 
@@ -428,6 +501,27 @@ class ConfigDriveDeploy(agent.AgentDeploy):
         manager_utils.node_history_record(node, event=message,
                                           event_type=states.UNPROVISION)
         node.save()
+
+
+#: Where decrypted copies for virtual media go: the conductor's own [deploy]http_root.
+SERVED_COPY_STORE = "http"
+#: Key of the wrapped drive key in a stored record.
+WRAPPED_KEY = "wrapped_key"
+
+
+def _kek() -> bytes:
+    return keys.load_kek(CONF.configdrive.key_file)
+
+
+def _serves_copies(node: Any) -> bool:
+    """Whether encrypted drives of ``node`` may need a decrypted copy for virtual media."""
+    if not CONF.configdrive.encrypt_at_rest:
+        return False
+    try:
+        requested = expose_loader.requested_mechanism(node)
+    except ConfigDriveError:
+        return False
+    return requested in (expose_loader.VIRTUAL_MEDIA, expose_loader.AUTO)
 
 
 def _store_encoding(task: Any) -> str:
@@ -464,4 +558,4 @@ def _store_of(stored: dict[str, Any]) -> ConfigDriveStore:
 
 def _empty(record: records.DriveRecord) -> bool:
     return (record.stored is None and not record.exposures and not record.stale
-            and record.erase is None)
+            and not record.served and record.erase is None)

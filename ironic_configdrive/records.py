@@ -3,8 +3,9 @@
 Everything needed to undo a deploy lives in ``driver_internal_info['configdrive']``, so teardown
 and cleanup work from a fresh interface instance after a conductor restart. The record is plain
 JSON and carries no secrets: no URL (temporary URLs are signed afresh whenever needed), no
-content. ``instance_info['configdrive']`` is replaced by a small reference to the record, so
-nothing upstream ever sees (or re-sends) the user's drive.
+content, and an encrypted drive's key only wrapped with the conductor's key-encryption key
+(:mod:`ironic_configdrive.keys`). ``instance_info['configdrive']`` is replaced by a small
+reference to the record, so nothing upstream ever sees (or re-sends) the user's drive.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class DriveRecord:
     #: StoredImage.record()s of objects still to delete (replaced by a rebuild, or a delete
     #: that failed): retried at every cleanup.
     stale: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: StoredImage.record()s of decrypted copies served to a BMC while virtual media is
+    #: attached: deleted as soon as nothing is attached any more.
+    served: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +66,7 @@ class DriveRecord:
             "exposures": [exposure.to_dict() for exposure in self.exposures],
             "erase": dict(self.erase) if self.erase is not None else None,
             "stale": [dict(item) for item in self.stale],
+            "served": [dict(item) for item in self.served],
         }
 
     @classmethod
@@ -82,7 +87,9 @@ class DriveRecord:
                    passthrough=bool(data.get("passthrough")), exposures=exposures,
                    erase=data.get("erase"),
                    stale=[dict(item) for item in data.get("stale") or []
-                          if isinstance(item, dict)])
+                          if isinstance(item, dict)],
+                   served=[dict(item) for item in data.get("served") or []
+                           if isinstance(item, dict)])
 
     # -- the stored object --------------------------------------------------------------------
 

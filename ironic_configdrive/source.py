@@ -19,6 +19,7 @@ from typing import Any
 import requests
 
 from ironic_configdrive import image
+from ironic_configdrive.image import sealing
 from ironic_configdrive.image.errors import (
     ConfigDriveError,
     InvalidInputError,
@@ -102,10 +103,14 @@ def normalise(value: Any, *, node_uuid: str, node_name: str | None = None,
 
 
 def fetch(url: str, *, cap: int = image.MAX_IMAGE_SIZE,
-          timeout: tuple[float, float] = FETCH_TIMEOUT) -> bytes:
-    """Download ``url`` and decode it on the fly, never holding more than ``cap`` bytes."""
+          timeout: tuple[float, float] = FETCH_TIMEOUT, key: bytes | None = None) -> bytes:
+    """Download ``url`` and decode it on the fly, never holding more than ``cap`` bytes.
+
+    :param key: the data is sealed (:mod:`.image.sealing`); open it with this key first.
+    """
     shown = mask_url(url)
     decoder = image.StreamDecoder(cap=cap)
+    opener = sealing.Opener(key) if key is not None else None
     pieces: list[bytes] = []
     try:
         with requests.get(url, stream=True, timeout=timeout) as response:
@@ -113,7 +118,10 @@ def fetch(url: str, *, cap: int = image.MAX_IMAGE_SIZE,
                 raise FetchError(url=shown, reason=f"the server answered HTTP "
                                                    f"{response.status_code}")
             for chunk in response.iter_content(FETCH_CHUNK):
-                pieces.extend(decoder.feed(chunk))
+                for plain in (opener.feed(chunk) if opener is not None else (chunk,)):
+                    pieces.extend(decoder.feed(plain))
+        if opener is not None:
+            opener.finish()
         pieces.extend(decoder.finish())
     except requests.RequestException as exc:
         # Exception texts of requests quote the full URL, query string included.

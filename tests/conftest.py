@@ -3,6 +3,7 @@
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,14 +40,18 @@ def _enabled_loggers() -> None:
 
 
 @pytest.fixture
-def conf() -> Iterator[Any]:
-    """Ironic's global CONF with ``[configdrive]`` registered; overrides undone afterwards."""
+def conf(tmp_path: Path) -> Iterator[Any]:
+    """Ironic's global CONF with ``[configdrive]`` registered; overrides undone afterwards.
+
+    The key-encryption key file lives in the test's tmp dir, not under Ironic's state_path.
+    """
     from oslo_config import fixture as cfg_fixture
 
     from ironic_configdrive.store.common import ironic_conf
 
     fixture = cfg_fixture.Config(ironic_conf())
     fixture.setUp()
+    fixture.config(key_file=str(tmp_path / "configdrive.key"), group="configdrive")
     try:
         yield fixture
     finally:

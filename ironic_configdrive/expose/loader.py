@@ -102,12 +102,15 @@ def _falls_back(requested: str) -> bool:
     return requested == AUTO or CONF.configdrive.virtual_media_fallback == PARTITION
 
 
-def attach_with_fallback(task: Any, image: StoredImage) -> dict[str, Any]:
+def attach_with_fallback(task: Any, image: StoredImage,
+                         fallback_image: StoredImage | None = None) -> dict[str, Any]:
     """Attach with the chosen mechanism; on a busy BMC fall back to the partition one.
 
     Falls back when the node asked for ``auto`` or ``[configdrive]virtual_media_fallback``
     is ``partition``; otherwise the :class:`SlotBusyError` propagates. The partition
-    mechanism needs the agent, so call this while the agent runs.
+    mechanism needs the agent, so call this while the agent runs. ``fallback_image`` is
+    what the agent gets then, if not ``image`` (the encrypted original rather than the
+    plain copy made for the BMC).
     """
     node = task.node
     requested = requested_mechanism(node)
@@ -120,7 +123,7 @@ def attach_with_fallback(task: Any, image: StoredImage) -> dict[str, Any]:
             raise
         LOG.warning("Node %s: %s; falling back to the partition mechanism", node.uuid,
                     exc.message)
-    record = get_exposer(PARTITION, node=node.uuid).attach(task, image)
+    record = get_exposer(PARTITION, node=node.uuid).attach(task, fallback_image or image)
     record["fallback_from"] = VIRTUAL_MEDIA
     return record
 

@@ -17,7 +17,7 @@ from oslo_config import cfg
 
 from ironic_configdrive import conf
 from ironic_configdrive.expose.base import ConfigDriveExposer, ExposureError
-from ironic_configdrive.image import formats
+from ironic_configdrive.image import formats, sealing
 from ironic_configdrive.masking import scrub
 from ironic_configdrive.store.base import StoredImage
 
@@ -96,8 +96,10 @@ class PartitionExposer(ConfigDriveExposer):
         device = target_device(node)
         params: dict[str, Any] = {
             "device": device,
-            # IPA masks this key in its debug logs; the URL may carry a temp URL signature.
-            "configdrive": image.url,
+            # IPA and Ironic mask this key (and everything under it) in their debug logs:
+            # the URL may carry a temp URL signature, and the key opens the sealed drive.
+            "configdrive": image.url if image.key is None else {
+                "url": image.url, "key": sealing.encode_key(image.key)},
             "target": "partition",
         }
         # Unknown for a passed-through URL: then the agent checks only what it decodes

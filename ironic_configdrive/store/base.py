@@ -33,7 +33,9 @@ class StoredImage:
 
     ``sha256`` and ``size`` are those of the decoded raw image (what lands on the disk); the
     stored bytes themselves may be compressed (``encoding``: :data:`GZIP` or
-    :data:`IDENTITY`). Both are None when unknown: a user's URL handed on untouched
+    :data:`IDENTITY`) and then ``sealed`` (encrypted, see :mod:`..image.sealing`). ``key``
+    is the sealing key while the conductor holds it in memory; it never goes into
+    ``record()``. Both are None when unknown: a user's URL handed on untouched
     (``[configdrive]allow_url_passthrough``), whose content nobody has seen.
     """
 
@@ -44,11 +46,13 @@ class StoredImage:
     size: int | None
     encoding: str = GZIP
     expires_at: float | None = None
+    sealed: bool = False
+    key: bytes | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def record(self) -> dict[str, Any]:
-        """JSON-able form without the URL (temp URLs are secrets and expire: re-sign)."""
+        """JSON-able form without the URL (temp URLs are secrets and expire: re-sign) or key."""
         data = dataclasses.asdict(self)
-        del data["url"]
+        del data["url"], data["key"]
         return data
 
 
@@ -64,8 +68,10 @@ class ConfigDriveStore(abc.ABC):
 
     @abc.abstractmethod
     def put(self, node_uuid: str, image: bytes, *, deploy_id: str,
-            encoding: str = GZIP) -> StoredImage:
+            encoding: str = GZIP, key: bytes | None = None) -> StoredImage:
         """Store a raw image for a node; return where and how.
+
+        :param key: seal (encrypt) the encoded bytes with this key before storing them.
 
         :param encoding: :data:`GZIP` stores it compressed (for the agent, which decodes
             it), :data:`IDENTITY` stores the raw bytes (for virtual media: a BMC cannot

@@ -7,7 +7,7 @@ import hashlib
 import re
 from typing import Any
 
-from ironic_configdrive.image import formats
+from ironic_configdrive.image import formats, sealing
 from ironic_configdrive.store.base import ENCODINGS, GZIP, IDENTITY, StoreError
 
 # Node UUIDs and deploy ids end up in object and file names: keep them to a safe alphabet so
@@ -33,15 +33,31 @@ def check_id(store: str, node_uuid: str, what: str, value: str) -> None:
                                 "the caller, please report it")
 
 
-def encode(store: str, node_uuid: str, image: bytes,
-           encoding: str = GZIP) -> tuple[bytes, str, int]:
-    """(stored bytes, sha256 of ``image``, len(image)); gzip is deterministic (mtime 0)."""
+#: File/object name suffix of sealed drives (neither a BMC nor a browser can use them).
+SEALED_SUFFIX = ".sealed"
+
+
+def encode(store: str, node_uuid: str, image: bytes, encoding: str = GZIP,
+           key: bytes | None = None) -> tuple[bytes, str, int]:
+    """(stored bytes, sha256 of ``image``, len(image)); gzip is deterministic (mtime 0).
+
+    With ``key`` the encoded bytes are sealed, so the store never holds the plaintext.
+    """
     if encoding not in ENCODINGS:
         raise StoreError(store=store, node=node_uuid or "<unknown>",
                          reason=f"encoding {encoding!r} is not one of {', '.join(ENCODINGS)}; "
                                 "this is a bug in the caller, please report it")
     data = image if encoding == IDENTITY else gzip.compress(image, compresslevel=6, mtime=0)
+    if key is not None:
+        data = sealing.seal(data, key)
     return data, hashlib.sha256(image).hexdigest(), len(image)
+
+
+def suffix(image: bytes, encoding: str, sealed: bool, gzip_suffix: str = ".gz") -> str:
+    """Name suffix of a stored drive: what it holds, for people and picky BMCs."""
+    if sealed:
+        return SEALED_SUFFIX
+    return gzip_suffix if encoding == GZIP else raw_suffix(image)
 
 
 def raw_suffix(image: bytes) -> str:
@@ -50,8 +66,10 @@ def raw_suffix(image: bytes) -> str:
         else ".img"
 
 
-def content_type(image: bytes, encoding: str) -> str:
+def content_type(image: bytes, encoding: str, sealed: bool = False) -> str:
     """The Content-Type to store ``image`` under in ``encoding``."""
+    if sealed:
+        return "application/octet-stream"
     if encoding == GZIP:
         return "application/gzip"
     if raw_suffix(image) == ".iso":

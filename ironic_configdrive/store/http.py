@@ -28,8 +28,8 @@ LOG = logging.getLogger(__name__)
 DIR_MODE = 0o750
 FILE_MODE = 0o640
 GZIP_SUFFIX = ".gz"
-#: Extensions of stored files: compressed, raw ISO9660, raw FAT.
-SUFFIXES = (GZIP_SUFFIX, ".iso", ".img")
+#: Extensions of stored files: compressed, raw ISO9660, raw FAT, encrypted.
+SUFFIXES = (GZIP_SUFFIX, ".iso", ".img", common.SEALED_SUFFIX)
 
 
 def _masked_name(name: str) -> str:
@@ -111,13 +111,14 @@ class HttpStore(ConfigDriveStore):
         os.unlink(probe)
 
     def put(self, node_uuid: str, image: bytes, *, deploy_id: str,
-            encoding: str = GZIP) -> StoredImage:
+            encoding: str = GZIP, key: bytes | None = None) -> StoredImage:
         common.check_id(self.name, node_uuid, "node UUID", node_uuid)
         common.check_id(self.name, node_uuid, "deploy id", deploy_id)
         self._require_url(node_uuid)
-        data, sha256, size = common.encode(self.name, node_uuid, image, encoding)
+        data, sha256, size = common.encode(self.name, node_uuid, image, encoding, key)
         directory = self._prepare_dir(node_uuid)
-        suffix = GZIP_SUFFIX if encoding == GZIP else common.raw_suffix(image)
+        sealed = key is not None
+        suffix = common.suffix(image, encoding, sealed, GZIP_SUFFIX)
         name = f"{node_uuid}.{deploy_id}.{secrets.token_urlsafe(32)}{suffix}"
         tmp_path: str | None = None
         try:
@@ -143,10 +144,12 @@ class HttpStore(ConfigDriveStore):
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_path)
         location = f"{self.subdir}/{name}"
-        LOG.info("Stored config drive of node %s as %s/%s (%d bytes, %d stored, %s)",
-                 node_uuid, self.subdir, _masked_name(name), size, len(data), encoding)
+        LOG.info("Stored config drive of node %s as %s/%s (%d bytes, %d stored, %s%s)",
+                 node_uuid, self.subdir, _masked_name(name), size, len(data), encoding,
+                 ", encrypted" if sealed else "")
         return StoredImage(store=self.name, location=location, url=self._url(location),
-                           sha256=sha256, size=size, encoding=encoding, expires_at=None)
+                           sha256=sha256, size=size, encoding=encoding, expires_at=None,
+                           sealed=sealed, key=key)
 
     def url_for(self, location: str, *, node_uuid: str) -> str:
         path = self._path_of(location, node_uuid)

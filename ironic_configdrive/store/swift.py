@@ -269,13 +269,12 @@ class SwiftStore(ConfigDriveStore):
             conn.close()
 
     def put(self, node_uuid: str, image: bytes, *, deploy_id: str,
-            encoding: str = GZIP) -> StoredImage:
+            encoding: str = GZIP, key: bytes | None = None) -> StoredImage:
         common.check_id(self.name, node_uuid, "node UUID", node_uuid)
         common.check_id(self.name, node_uuid, "deploy id", deploy_id)
-        data, sha256, size = common.encode(self.name, node_uuid, image, encoding)
-        obj = f"{node_uuid}/{deploy_id}"
-        if encoding != GZIP:
-            obj += common.raw_suffix(image)
+        data, sha256, size = common.encode(self.name, node_uuid, image, encoding, key)
+        sealed = key is not None
+        obj = f"{node_uuid}/{deploy_id}" + common.suffix(image, encoding, sealed, "")
         headers = {"X-Object-Meta-Configdrive-Sha256": sha256,
                    "X-Object-Meta-Configdrive-Size": str(size)}
         if self.delete_after:
@@ -284,27 +283,28 @@ class SwiftStore(ConfigDriveStore):
         try:
             container_headers = self._ensure_container(conn, node_uuid, create=True)
             # The key first: a URL that cannot be signed must not leave an object behind.
-            key = self._temp_url_key(conn, node_uuid, self.container, container_headers)
+            temp_url_key = self._temp_url_key(conn, node_uuid, self.container, container_headers)
             started = time.monotonic()
             try:
                 conn.put_object(self.container, obj, io.BytesIO(data),
                                 content_length=len(data),
                                 etag=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-                                content_type=common.content_type(image, encoding),
+                                content_type=common.content_type(image, encoding, sealed),
                                 headers=headers)
             except _TRANSPORT_ERRORS as exc:
                 note = self._cleanup(conn, node_uuid, self.container, obj)
                 raise self._fail(node_uuid, f"upload of {self.container}/{obj}", exc,
                                  f"{note}; check the Swift proxy and its backends, then "
                                  "retry the deploy") from exc
-            url, expires_at = self._sign(conn, key, self.container, obj)
+            url, expires_at = self._sign(conn, temp_url_key, self.container, obj)
         finally:
             conn.close()
         LOG.info("Stored config drive of node %s as Swift object %s/%s (%d bytes, %d "
-                 "stored, %s) in %.3fs", node_uuid, self.container, obj, size, len(data),
-                 encoding, time.monotonic() - started)
+                 "stored, %s%s) in %.3fs", node_uuid, self.container, obj, size, len(data),
+                 encoding, ", encrypted" if sealed else "", time.monotonic() - started)
         return StoredImage(store=self.name, location=f"{self.container}/{obj}", url=url,
-                           sha256=sha256, size=size, encoding=encoding, expires_at=expires_at)
+                           sha256=sha256, size=size, encoding=encoding, expires_at=expires_at,
+                           sealed=sealed, key=key)
 
     def url_for(self, location: str, *, node_uuid: str) -> str:
         container, obj = self._split(location, node_uuid)

@@ -31,7 +31,7 @@ from ironic.tests.unit.objects import utils as obj_utils
 from oslo_utils import uuidutils
 
 from ironic_configdrive import deploy, image, records
-from ironic_configdrive.image import formats
+from ironic_configdrive.image import formats, sealing
 from tests.fixtures import redfish
 from tests.fixtures.conductor import FakeAgent, HttpRoot
 from tests.fixtures.logs import enable_all_loggers
@@ -64,6 +64,8 @@ class DeployInsideIronicBase(db_base.DbTestCase):
         self.config(enabled_deploy_interfaces=["direct", "configdrive"])
         self.config(http_root=self.http_root.path, http_url=self.http_root.url, group="deploy")
         self.config(store="http", exposure="partition", group="configdrive")
+        key_dir = self.useFixture(fixtures.TempDir()).path
+        self.config(key_file=f"{key_dir}/configdrive.key", group="configdrive")
         self.config(automated_clean=True, group="conductor")
 
     def _node(self, configdrive: Any, **kwargs: Any) -> Any:
@@ -86,6 +88,12 @@ class DeployInsideIronicBase(db_base.DbTestCase):
         factory._extension_manager = None
 
 
+def _url(command: dict[str, Any]) -> str:
+    """The URL of a configdrive.write command (``{"url", "key"}`` for encrypted drives)."""
+    source = command["params"]["configdrive"]
+    return str(source["url"] if isinstance(source, dict) else source)
+
+
 class TestDeployInsideIronic(DeployInsideIronicBase):
     def test_deploy_undeploy_erase(self) -> None:
         node = self._node(JSON_DRIVE)
@@ -103,8 +111,17 @@ class TestDeployInsideIronic(DeployInsideIronicBase):
         [write] = self.agent.named("configdrive.write")
         self.assertEqual("root", write["params"]["device"])
         self.assertEqual("agent-token-1", write["token"])
-        self.assertEqual([parse.urlsplit(write["params"]["configdrive"]).path],
-                         self.http_root.fetched)
+        self.assertEqual([parse.urlsplit(_url(write)).path], self.http_root.fetched)
+        # Encrypted at rest: the stored file is ciphertext, the key travels only in the
+        # command, and nothing the API shows or the logs hold contains it.
+        with open(stored_file, "rb") as handle:
+            stored = handle.read()
+        self.assertTrue(sealing.is_sealed(stored))
+        self.assertNotIn(SECRET.encode(), stored)
+        key_hex = write["params"]["configdrive"]["key"]
+        node.refresh()
+        self.assertNotIn(key_hex, json.dumps([node.driver_internal_info, node.instance_info]))
+        self.assertNotIn(key_hex, self.logs.output)
         raw = self.agent.disk
         assert raw is not None
         self.assertEqual([], image.validate(raw))
@@ -154,8 +171,7 @@ class TestDeployInsideIronic(DeployInsideIronicBase):
         self._step(node, "write_image", 80)
         self._step(node, "write_configdrive", deploy.WRITE_PRIORITY)
         [write] = self.agent.named("configdrive.write")
-        self.assertTrue(parse.urlsplit(write["params"]["configdrive"]).path
-                        .startswith("/configdrive/"))
+        self.assertTrue(parse.urlsplit(_url(write)).path.startswith("/configdrive/"))
         self.assertEqual(raw, self.agent.disk)
         self.assertEqual(["/user-drive.b64?sig=user-secret"], self.http_root.fetched[:1])
         self.assertNotIn("user-secret", self.logs.output)
@@ -271,6 +287,7 @@ class TestVirtualMediaDeployInsideIronic(DeployInsideIronicBase):
         return self._node(configdrive, driver_info=self.emulator.driver_info(), **kwargs)
 
     def test_deploy_inserts_our_raw_iso_and_undeploy_ejects_and_deletes(self) -> None:
+        self.config(encrypt_at_rest=False, group="configdrive")  # the plain path
         node = self._vm_node()
         with task_manager.acquire(self.context, node.uuid) as task:
             task.driver.deploy.validate(task)
@@ -335,6 +352,7 @@ class TestVirtualMediaDeployInsideIronic(DeployInsideIronicBase):
         self.assertNotIn(name.split(".")[2], json.dumps(exposure.record))
 
     def test_auto_with_busy_bmc_falls_back_to_the_agent_with_the_raw_image(self) -> None:
+        self.config(encrypt_at_rest=False, group="configdrive")  # the plain path
         # auto stores raw; the agent decodes raw images as well, so the fallback works.
         self.config(exposure="auto", group="configdrive")
         foreign = f"{self.http_root.url}/operator.iso"
@@ -362,6 +380,7 @@ class TestVirtualMediaDeployInsideIronic(DeployInsideIronicBase):
         self.assertEqual({"device": "root"}, record.erase)
 
     def test_rebuild_after_switching_to_virtual_media_stores_the_drive_raw(self) -> None:
+        self.config(encrypt_at_rest=False, group="configdrive")  # the plain path
         self.config(exposure="partition", group="configdrive")
         node = self._vm_node()
         self._step(node, "write_image", 80)
@@ -385,3 +404,51 @@ class TestVirtualMediaDeployInsideIronic(DeployInsideIronicBase):
         assert record is not None and record.stored is not None
         self.assertEqual("identity", record.stored["encoding"])
         self.assertEqual(["virtual_media"], [e.mechanism for e in record.exposures])
+
+    def test_encrypted_drive_is_served_plain_only_while_attached(self) -> None:
+        node = self._vm_node()
+        self._step(node, "write_image", 80)
+        [sealed_file] = self.http_root.stored_files()
+        self.assertTrue(sealed_file.endswith(".sealed"))
+        with open(sealed_file, "rb") as f:
+            self.assertNotIn(SECRET.encode(), f.read())
+
+        self.assertIsNone(self._step(node, "write_configdrive", deploy.WRITE_PRIORITY))
+        [copy_file] = [f for f in self.http_root.stored_files() if f != sealed_file]
+        self.assertTrue(copy_file.endswith(".iso"))
+        self.assertEqual(0o640, stat.S_IMODE(os.stat(copy_file).st_mode))
+        [downloaded] = self.emulator.downloaded(os.path.basename(copy_file))
+        self.assertIn(SECRET.encode(), image.read_tree(downloaded)["openstack/latest/user_data"])
+        node.refresh()
+        record = records.load(node)
+        assert record is not None
+        self.assertEqual(1, len(record.served))
+
+        self._restart_conductor()
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.driver.deploy.tear_down(task)
+        self.assertFalse(self.emulator.vmedia("Cd")["Inserted"])
+        self.assertEqual([], self.http_root.stored_files())
+        node.refresh()
+        self.assertIsNone(records.load(node))
+
+    def test_encrypted_fallback_gives_the_agent_the_sealed_original(self) -> None:
+        self.config(exposure="auto", group="configdrive")
+        foreign = f"{self.http_root.url}/operator.iso"
+        with open(os.path.join(self.http_root.path, "operator.iso"), "wb") as f:
+            f.write(b"not ours" * 512)
+        self.emulator.insert("Cd", foreign)
+        self.emulator.insert("Floppy", foreign)
+        node = self._vm_node()
+        self._step(node, "write_image", 80)
+        [sealed_file] = self.http_root.stored_files()
+        self.assertIsNone(self._step(node, "write_configdrive", deploy.WRITE_PRIORITY))
+        [write] = self.agent.named("configdrive.write")
+        self.assertEqual(os.path.basename(sealed_file),
+                         os.path.basename(parse.urlsplit(_url(write)).path))
+        self.assertIn("key", write["params"]["configdrive"])
+        self.assertEqual([sealed_file], self.http_root.stored_files())  # copy deleted
+        node.refresh()
+        record = records.load(node)
+        assert record is not None and not record.served
+        self.assertEqual(["partition"], [e.mechanism for e in record.exposures])

@@ -11,6 +11,7 @@ import ironic.tests.unit  # noqa: F401,I001  (must come first)
 import copy
 import itertools
 import logging
+import os
 from typing import Any
 from unittest import mock
 
@@ -25,6 +26,7 @@ from ironic.tests.unit.db import base as db_base
 from ironic.tests.unit.objects import utils as obj_utils
 
 from ironic_configdrive import deploy, image, records
+from ironic_configdrive.image import sealing
 from ironic_configdrive.expose import loader as expose_loader
 from ironic_configdrive.expose.base import (
     ConfigDriveExposer,
@@ -68,15 +70,16 @@ class FakeStore(ConfigDriveStore):
             raise StoreError(store=self.name, node="<any>", reason=self.invalid)
 
     def put(self, node_uuid: str, image: bytes, *, deploy_id: str,
-            encoding: str = "gzip") -> StoredImage:
+            encoding: str = "gzip", key: bytes | None = None) -> StoredImage:
         if self.fail_put:
             raise StoreError(store=self.name, node=node_uuid, reason=self.fail_put)
-        location = f"c/{node_uuid}-{deploy_id}"
-        self.objects[location] = image
+        location = f"c/{node_uuid}-{deploy_id}{'-sealed' if key is not None else ''}"
+        # Sealed objects are kept sealed, so tests see what a real store would hold.
+        self.objects[location] = image if key is None else sealing.seal(image, key)
         self.encodings[location] = encoding
         return StoredImage(store=self.name, location=location, url=self.url_for(
             location, node_uuid=node_uuid), sha256=_sha(image), size=len(image),
-            encoding=encoding)
+            encoding=encoding, sealed=key is not None, key=key)
 
     def url_for(self, location: str, *, node_uuid: str) -> str:
         if location not in self.objects:
@@ -178,7 +181,11 @@ class DeployTestBase(IronicTestCase):
         super().setUp()
         self.config(enabled_deploy_interfaces=["direct", "configdrive"])
         self.config(http_url="http://127.0.0.1:8080", group="deploy")
-        self.config(exposure="partition", group="configdrive")
+        # Encryption at rest has its own tests (TestEncryptionAtRest); here the fake store
+        # keeps plain images so tests can look at them.
+        self.config(exposure="partition", encrypt_at_rest=False, group="configdrive")
+        self.config(key_file=os.path.join(self.useFixture(fixtures.TempDir()).path, "kek"),
+                    group="configdrive")
         self.store = FakeStore()
         self.exposers = {"partition": FakeExposer("partition"),
                          "virtual_media": FakeExposer("virtual_media")}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,7 +13,7 @@ from ironic_python_agent import config, encoding
 from ironic_python_agent.extensions import base
 from oslo_config import cfg
 
-from ironic_configdrive.image import build_image
+from ironic_configdrive.image import build_image, sealing
 from tests.fixtures import http as http_fixture
 from tests.functional.agent_ext.conftest import (
     TLSFiles,
@@ -137,3 +139,48 @@ def test_tls_with_ipa_cafile(agent: Agent, loopdisk: Callable,
         cfg.CONF.clear_override("cafile")
         cfg.CONF.clear_override("image_download_connection_retries")
     assert read_node(out["command_result"]["path"], len(image)) == image
+
+
+def test_sealed_drive_is_opened_while_streaming_and_its_key_never_logged(
+    agent: Agent, loopdisk: Callable, server: http_fixture.ObjectServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    disk = loopdisk(256, layout=sgdisk("-o"))
+    image = build_image({"meta_data": {"uuid": "sealed"}, "user_data": "#!/bin/sh\necho s3cr3t\n"})
+    key = sealing.new_key()
+    packed = gzip.compress(image)
+    server.objects["/sealed"] = sealing.seal(packed, key, chunk_size=4096)
+    sealed_source = {"url": server.url("/sealed", f"temp_url_sig={SIG}"),
+                     "key": sealing.encode_key(key)}
+    caplog.set_level(logging.DEBUG)
+
+    # Tampered in the middle: fails without leaving a valid-looking drive.
+    tampered = bytearray(server.objects["/sealed"])
+    tampered[len(tampered) // 2] ^= 1
+    server.objects["/tampered"] = bytes(tampered)
+    out = run(agent, "configdrive.write", device=disk.device,
+              configdrive={**sealed_source, "url": server.url("/tampered")},
+              sha256=sha256(image), size=len(image))
+    assert out["command_status"] == "FAILED"
+    assert "fails authentication" in out["command_error"]["details"]
+    assert blkid_config_drives(*disk_nodes(disk.device)) == []
+
+    out = run(agent, "configdrive.write", device=disk.device, configdrive=sealed_source,
+              sha256=sha256(image), size=len(image))
+    assert out["command_status"] == "SUCCEEDED", out["command_error"]
+    assert out["command_result"]["encrypted"] is True
+    assert read_node(out["command_result"]["path"], len(image)) == image
+    logged = caplog.text + json.dumps(out)
+    assert "Executing command: configdrive.write" in caplog.text  # IPA's own debug line
+    for secret in (sealing.encode_key(key), SIG, "s3cr3t"):
+        assert secret not in logged
+
+
+def test_sealed_drive_with_a_bad_key_field_is_refused_at_once(agent: Agent) -> None:
+    with pytest.raises(Exception, match="key is not hexadecimal") as caught:
+        agent.execute_command("configdrive.write", device="/dev/null",
+                              configdrive={"url": "http://x/o", "key": "zz" * 32})
+    assert "zz" * 32 not in str(caught.value)
+    with pytest.raises(Exception, match="unknown configdrive field"):
+        agent.execute_command("configdrive.write", device="/dev/null",
+                              configdrive={"url": "http://x/o", "cipher": "rot13"})
