@@ -49,6 +49,10 @@ store_opts = [
                     "with Swift auth). Used together with swift_user and swift_key."),
     cfg.StrOpt("swift_user", help="User for swift_auth_url, e.g. 'account:user'."),
     cfg.StrOpt("swift_key", secret=True, help="Key (password) for swift_user."),
+    cfg.FloatOpt("swift_timeout", min=1,
+                 help="Seconds one Swift request may take before it is abandoned (and "
+                      "retried per store_retries). Defaults to Ironic's [swift]timeout, or "
+                      "60 when that is unset."),
     cfg.IntOpt("store_retries", default=3, min=0,
                help="How many times a failed store operation (5xx, connection error) is "
                     "retried before the deploy fails."),

@@ -27,7 +27,7 @@ from ironic.conf import CONF
 from ironic.drivers import base
 from ironic.drivers.modules import agent
 
-from ironic_configdrive import conf, image, keys, records, source
+from ironic_configdrive import conf, image, keys, records, source, step_masking
 from ironic_configdrive.expose import loader as expose_loader
 from ironic_configdrive.expose import partition
 from ironic_configdrive.image import formats, sealing
@@ -75,8 +75,24 @@ def _fail(node: Any, what: str, exc: ConfigDriveError | str, advice: str) -> Exc
         reason=f"{what} for node {node.uuid}: {scrub(reason)}. {advice}")
 
 
+UPDATE_ARGSINFO = {
+    "configdrive": {
+        "description": "The new config drive, in any form a deploy accepts: a JSON object "
+                       "{meta_data, user_data, network_data, vendor_data}, gzip+base64 "
+                       "text or an http(s) URL. Optional: without it, the value set in "
+                       "instance_info['configdrive'] is used.",
+        "required": False,
+    },
+}
+
+
 class ConfigDriveDeploy(agent.AgentDeploy):
     """Direct deploy whose config drive is built, stored and exposed by ironic-configdrive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Ironic logs service steps with their arguments; ours may carry a config drive.
+        step_masking.install()
 
     # -- interface metadata ---------------------------------------------------------------
 
@@ -128,6 +144,14 @@ class ConfigDriveDeploy(agent.AgentDeploy):
             return self._execute_step(task, step)
         return super().execute_clean_step(task, step)
 
+    def get_service_steps(self, task: Any) -> list[dict[str, Any]]:
+        return list(super().get_service_steps(task)) + list(self.service_steps)
+
+    def execute_service_step(self, task: Any, step: dict[str, Any]) -> Any:
+        if conductor_steps.find_step(self.service_steps, step):
+            return self._execute_step(task, step)
+        return super().execute_service_step(task, step)
+
     @base.deploy_step(priority=80)
     @task_manager.require_exclusive_lock
     def write_image(self, task: Any) -> Any:
@@ -150,11 +174,71 @@ class ConfigDriveDeploy(agent.AgentDeploy):
     @task_manager.require_exclusive_lock
     def write_configdrive(self, task: Any) -> None:
         """Expose the stored config drive to the node with a freshly signed URL."""
-        node = task.node
         record = self._take_over(task)
-        if record is None:
-            return
-        # A rebuild: what the previous deploy attached goes first.
+        if record is not None:
+            self._expose(task, record)
+
+    @base.service_step(priority=0, argsinfo=UPDATE_ARGSINFO, requires_ramdisk=True)
+    @task_manager.require_exclusive_lock
+    def update_configdrive(self, task: Any, configdrive: Any = None) -> None:
+        """Replace the config drive of an ACTIVE node without reimaging it.
+
+        The new drive is taken over like a deploy's (built, validated, encrypted, stored;
+        the old object deleted), then the old exposure is undone and the new one made:
+        the agent rewrites the config-2 partition, or the virtual media is ejected and the
+        new image inserted.
+        """
+        node = task.node
+        value = configdrive if configdrive not in (None, "", {}) else \
+            (node.instance_info or {}).get("configdrive")
+        if value in (None, "", {}):
+            raise exception.NodeServicingFailure(
+                node=node.uuid, reason="update_configdrive needs the new config drive: pass "
+                                       "it as the step argument 'configdrive' or set "
+                                       "instance_info configdrive first")
+        # The plaintext must not stay in the node's service step fields (API, last_error).
+        self._replace_step_args(node, "******")
+        previous = (node.instance_info or {}).get("configdrive")
+        node.instance_info = dict(node.instance_info or {}, configdrive=value)
+        taken_over = False
+        try:
+            record = self._take_over(task)
+            assert record is not None
+            taken_over = True
+            self._replace_step_args(node, node.instance_info["configdrive"])
+            node.save()
+            self._expose(task, record)
+        except exception.InstanceDeployFailure as exc:
+            if not taken_over:  # the failure handler saves the node: no plaintext in it
+                restored = dict(node.instance_info)
+                restored.pop("configdrive", None)
+                if previous is not None:
+                    restored["configdrive"] = previous
+                node.instance_info = restored
+            raise exception.NodeServicingFailure(
+                node=node.uuid, reason=str(exc).split(": ", 1)[-1]) from None
+        LOG.info("Config drive of node %s updated in service", node.uuid)
+
+    @staticmethod
+    def _replace_step_args(node: Any, replacement: Any) -> None:
+        """Put ``replacement`` where the running service step keeps its configdrive arg."""
+        step = node.service_step
+        if isinstance(step, dict) and "configdrive" in (step.get("args") or {}):
+            node.service_step = dict(step, args=dict(step["args"], configdrive=replacement))
+        steps = node.driver_internal_info.get("service_steps")
+        index = node.driver_internal_info.get("service_step_index")
+        if isinstance(steps, list) and isinstance(index, int) and 0 <= index < len(steps):
+            current = steps[index]
+            if isinstance(current, dict) and "configdrive" in (current.get("args") or {}):
+                steps = list(steps)
+                steps[index] = dict(current, args=dict(current["args"],
+                                                       configdrive=replacement))
+                node.set_driver_internal_info("service_steps", steps)
+
+    def _expose(self, task: Any, record: records.DriveRecord) -> None:
+        """Undo earlier exposures, then expose the stored drive with a fresh URL."""
+        node = task.node
+        # A rebuild or an update: what was attached before goes first.
         self._detach_all(task, record, strict=True)
         try:
             stored_image = self._fresh_image(task, record)

@@ -59,12 +59,15 @@ def _human_report(report: image.Report) -> str:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    """Show what the image holds; exit 1 (problems on stderr) when it is not usable."""
     report = image.inspect(read_input(args.image, "image"))
     if args.json:
         print_json(report.as_dict())
     else:
         print(_human_report(report))
-    return 0
+        for text in report.problems:
+            print(f"problem: {text}", file=sys.stderr)
+    return 0 if report.valid else 1
 
 
 def _validate(args: argparse.Namespace) -> int:

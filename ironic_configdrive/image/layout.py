@@ -170,6 +170,10 @@ def normalise_meta_data(configdrive: Mapping[str, Any], node_uuid: str | None,
         raise InvalidInputError(
             reason="meta_data.uuid is missing and no node UUID was given; cloud-init refuses "
             "a config drive without it")
+    if not isinstance(meta_data["uuid"], str):
+        raise InvalidInputError(
+            reason=f"meta_data.uuid must be a string (cloud-init uses it as the instance "
+                   f"id), not {type(meta_data['uuid']).__name__}")
     return meta_data
 
 

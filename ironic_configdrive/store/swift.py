@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from oslo_config import cfg
 from requests.exceptions import RequestException
 from swiftclient import client as swift_client
 from swiftclient import utils as swift_utils
@@ -43,6 +44,8 @@ ConnectionFactory = Callable[[], Any]
 ACCOUNT_KEYS = ("x-account-meta-temp-url-key", "x-account-meta-temp-url-key-2")
 CONTAINER_KEYS = ("x-container-meta-temp-url-key", "x-container-meta-temp-url-key-2")
 DEFAULT_BACKOFF = 1.0
+#: Seconds per Swift request when neither [configdrive]swift_timeout nor [swift]timeout is set.
+DEFAULT_TIMEOUT = 60.0
 MAX_BACKOFF = 16.0
 
 # Errors after which swiftclient has given up (its own retries are spent).
@@ -80,7 +83,7 @@ def keystone_connection_factory() -> ConnectionFactory:
         endpoint = keystone.get_endpoint("swift", session=session)
         interfaces = conf.swift.valid_interfaces or ["internal"]
         return swift_client.Connection(
-            session=session, preauthurl=endpoint,
+            session=session, preauthurl=endpoint, timeout=request_timeout(conf),
             os_options={"endpoint_type": interfaces[0], "region_name": conf.swift.region_name,
                         "service_type": "object-store"})
 
@@ -95,11 +98,29 @@ def _credentials_factory(cfg: Any) -> ConnectionFactory:
                                 "swift_key is not; set all three, or none to use Ironic's "
                                 "[swift] Keystone session")
     auth_url, user, key = cfg.swift_auth_url, cfg.swift_user, cfg.swift_key
+    timeout = request_timeout(common.ironic_conf())
 
     def factory() -> Any:
-        return swift_client.Connection(authurl=auth_url, user=user, key=key, auth_version="1")
+        return swift_client.Connection(authurl=auth_url, user=user, key=key, auth_version="1",
+                                       timeout=timeout)
 
     return factory
+
+
+def request_timeout(conf: Any) -> float:
+    """Seconds a Swift request may take: ``[configdrive]swift_timeout``, else ``[swift]timeout``.
+
+    swiftclient waits forever by default, which would hold the node's lock for as long as a
+    stuck proxy keeps the connection open.
+    """
+    own = conf.configdrive.swift_timeout
+    if own:
+        return float(own)
+    try:
+        ironic_swift = conf.swift.timeout
+    except (AttributeError, cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        ironic_swift = None
+    return float(ironic_swift) if ironic_swift else DEFAULT_TIMEOUT
 
 
 class SwiftStore(ConfigDriveStore):
@@ -139,9 +160,12 @@ class SwiftStore(ConfigDriveStore):
                          **kwargs: Any) -> SwiftStore:
         """A store that authenticates with explicit credentials (tempauth, keystone v3)."""
 
+        timeout = request_timeout(kwargs.get("conf") or common.ironic_conf())
+
         def factory() -> Any:
             return swift_client.Connection(authurl=auth_url, user=user, key=key,
-                                           auth_version=auth_version, os_options=os_options)
+                                           auth_version=auth_version, os_options=os_options,
+                                           timeout=timeout)
 
         return cls(connection_factory=factory, **kwargs)
 

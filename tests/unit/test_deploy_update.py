@@ -1,0 +1,149 @@
+"""The ``update_configdrive`` service step: a new config drive on an ACTIVE node."""
+
+# Selects oslo.service's threading backend before anything imports oslo.messaging.
+import ironic.tests.unit  # noqa: F401,I001  (must come first)
+
+import json
+import logging
+from typing import Any
+
+from ironic.common import exception, states
+from ironic.conductor import task_manager
+
+from ironic_configdrive import records, step_masking
+from tests.unit.test_deploy import SECRET, DeployTestBase
+
+NEW_SECRET = "NEW-password-8c1d"
+NEW_DRIVE = {"meta_data": {"admin_pass": NEW_SECRET}, "user_data": f"#!/bin/sh\n{NEW_SECRET}\n"}
+
+
+class UpdateTestBase(DeployTestBase):
+    exposure = "partition"
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.config(exposure=self.exposure, virtual_media_fallback="fail",
+                    group="configdrive")
+        self._deploy()
+        self.node.refresh()
+        self.node.provision_state = states.SERVICING
+        self.node.target_provision_state = states.ACTIVE
+        self.node.save()
+
+    def _service(self, args: dict[str, Any]) -> None:
+        step = {"interface": "deploy", "step": "update_configdrive", "args": args,
+                "priority": 0}
+        self.node.refresh()
+        self.node.service_step = step
+        self.node.set_driver_internal_info("service_steps", [step])
+        self.node.set_driver_internal_info("service_step_index", 0)
+        self.node.save()
+        try:
+            with task_manager.acquire(self.context, self.node.uuid) as task:
+                try:
+                    task.driver.deploy.execute_service_step(task, step)
+                finally:
+                    task.node.save()  # as Ironic's failure handler does
+        finally:
+            self.node.refresh()
+
+    def _node_fields(self) -> str:
+        return json.dumps([self.node.instance_info, self.node.driver_internal_info,
+                           self.node.service_step])
+
+
+class TestUpdatePartition(UpdateTestBase):
+    def test_listed_as_a_service_step_with_argsinfo(self) -> None:
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            steps = task.driver.deploy.get_service_steps(task)
+        [step] = [s for s in steps if s["step"] == "update_configdrive"]
+        self.assertIn("configdrive", step["argsinfo"])
+        self.assertTrue(step["requires_ramdisk"])
+
+    def test_new_drive_replaces_old_and_old_object_is_deleted(self) -> None:
+        old = self._record()
+        assert old is not None and old.stored is not None
+        self._service({"configdrive": NEW_DRIVE})
+        new = self._record()
+        assert new is not None and new.stored is not None
+        self.assertNotEqual(old.deploy_id, new.deploy_id)
+        self.assertEqual([new.stored["location"]], list(self.store.objects))
+        partition = self.exposers["partition"]
+        self.assertEqual(2, len(partition.attached))
+        self.assertEqual(1, len(partition.detached))  # the old partition went first
+        self.assertEqual(new.stored["sha256"], partition.attached[-1].sha256)
+        self.assertIn(NEW_SECRET.encode(), self.store.objects[new.stored["location"]])
+        # The plaintext stays nowhere on the node: args and instance_info hold references.
+        self.assertNotIn(NEW_SECRET, self._node_fields())
+        self.assertEqual(self.node.instance_info["configdrive"],
+                         self.node.service_step["args"]["configdrive"])
+        self.assertTrue(new.matches(self.node.instance_info["configdrive"]))
+
+    def test_instance_info_form_without_args(self) -> None:
+        info = dict(self.node.instance_info, configdrive=NEW_DRIVE)
+        self.node.instance_info = info
+        self.node.save()
+        self._service({})
+        record = self._record()
+        assert record is not None and record.stored is not None
+        self.assertIn(NEW_SECRET.encode(), self.store.objects[record.stored["location"]])
+
+    def test_missing_drive_is_a_clear_error(self) -> None:
+        info = dict(self.node.instance_info)
+        info.pop("configdrive")
+        self.node.instance_info = info
+        self.node.save()
+        with self.assertRaisesRegex(exception.NodeServicingFailure,
+                                    "needs the new config drive") as caught:
+            self._service({})
+        self.assertIn(self.node.uuid, str(caught.exception))
+
+    def test_bad_drive_fails_cleanly_and_keeps_the_old_one(self) -> None:
+        old = self._record()
+        assert old is not None
+        bad = {"meta_data": {"files": [{"path": "../../etc/shadow", "contents": "x"}]},
+               "user_data": NEW_SECRET}
+        with self.assertRaisesRegex(exception.NodeServicingFailure,
+                                    "must be an absolute path") as caught:
+            self._service({"configdrive": bad})
+        self.assertIn(self.node.uuid, str(caught.exception))
+        self.assertNotIn(NEW_SECRET, str(caught.exception))
+        self.assertNotIn(NEW_SECRET, self._node_fields())
+        self.assertEqual(old.to_dict(), records.load(self.node).to_dict())  # type: ignore
+        self.assertTrue(old.matches(self.node.instance_info["configdrive"]))
+        self.assertEqual(1, len(self.store.objects))
+        self.assertEqual([], self.exposers["partition"].detached)  # old drive untouched
+
+
+class TestUpdateVirtualMedia(UpdateTestBase):
+    exposure = "virtual_media"
+
+    def test_detach_then_attach_the_new_image(self) -> None:
+        self._service({"configdrive": NEW_DRIVE})
+        media = self.exposers["virtual_media"]
+        self.assertEqual(1, len(media.detached))
+        self.assertEqual(2, len(media.attached))
+        record = self._record()
+        assert record is not None and record.stored is not None
+        self.assertEqual(record.stored["sha256"], media.attached[-1].sha256)
+        self.assertEqual(1, len(self.store.objects))
+
+
+class TestStepArgsMasking(UpdateTestBase):
+    def test_ironic_step_log_lines_are_masked(self) -> None:
+        logger = logging.getLogger("ironic.conductor.servicing")
+        step = {"step": "update_configdrive", "args": {"configdrive": NEW_DRIVE}}
+        with self.assertLogs(logger, level="INFO") as logs:
+            logger.info("Executing service on node %(node)s, remaining steps: %(steps)s",
+                        {"node": "n", "steps": [step]})
+            logger.info("Executing %s on node %s", step, "n")
+        self.assertNotIn(NEW_SECRET, "\n".join(logs.output))
+        self.assertIn("******", "\n".join(logs.output))
+        self.assertEqual(NEW_SECRET, step["args"]["configdrive"]["meta_data"]["admin_pass"])
+
+    def test_filter_installed_once_by_the_interface(self) -> None:
+        for name in step_masking.STEP_LOGGERS:
+            filters = [f for f in logging.getLogger(name).filters
+                       if isinstance(f, step_masking.MaskStepArgsFilter)]
+            self.assertEqual(1, len(filters), name)
+        self.assertNotIn(SECRET, NEW_SECRET)
