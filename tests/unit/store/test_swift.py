@@ -73,7 +73,18 @@ def test_tempauth_options_replace_keystone(conf: cfg_fixture.Config) -> None:
     with mock.patch("swiftclient.client.Connection") as connection:
         SwiftStore()._connect("node-1")
     connection.assert_called_once_with(authurl="http://127.0.0.1:1/auth/v1.0", user="acc:u",
-                                       key="k3y", auth_version="1")
+                                       key="k3y", auth_version="1", timeout=60.0)
+
+
+def test_request_timeout_never_unbounded(conf: cfg_fixture.Config) -> None:
+    """swiftclient waits forever by default; ours falls back to [swift]timeout, then 60 s."""
+    from ironic_configdrive.store.swift import request_timeout
+
+    assert request_timeout(conf.conf) == 60.0
+    conf.config(timeout=7, group="swift")
+    assert request_timeout(conf.conf) == 7.0
+    conf.config(swift_timeout=3.5, group="configdrive")
+    assert request_timeout(conf.conf) == 3.5
 
 
 def test_tempauth_needs_all_three_options(conf: cfg_fixture.Config) -> None:
