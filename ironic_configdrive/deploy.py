@@ -19,7 +19,7 @@ import logging
 import uuid
 from typing import Any
 
-from ironic.common import exception, states
+from ironic.common import async_steps, exception, states
 from ironic.conductor import steps as conductor_steps
 from ironic.conductor import task_manager
 from ironic.conductor import utils as manager_utils
@@ -27,7 +27,7 @@ from ironic.conf import CONF
 from ironic.drivers import base
 from ironic.drivers.modules import agent
 
-from ironic_configdrive import conf, image, keys, records, source, step_masking
+from ironic_configdrive import conf, image, keys, log_masking, records, service_args, source
 from ironic_configdrive.expose import loader as expose_loader
 from ironic_configdrive.expose import partition
 from ironic_configdrive.image import formats, sealing
@@ -92,7 +92,7 @@ class ConfigDriveDeploy(agent.AgentDeploy):
     def __init__(self) -> None:
         super().__init__()
         # Ironic logs service steps with their arguments; ours may carry a config drive.
-        step_masking.install()
+        log_masking.install()
 
     # -- interface metadata ---------------------------------------------------------------
 
@@ -180,13 +180,18 @@ class ConfigDriveDeploy(agent.AgentDeploy):
 
     @base.service_step(priority=0, argsinfo=UPDATE_ARGSINFO, requires_ramdisk=True)
     @task_manager.require_exclusive_lock
-    def update_configdrive(self, task: Any, configdrive: Any = None) -> None:
+    def update_configdrive(self, task: Any, configdrive: Any = None) -> str | None:
         """Replace the config drive of an ACTIVE node without reimaging it.
 
         The new drive is taken over like a deploy's (built, validated, encrypted, stored;
         the old object deleted), then the old exposure is undone and the new one made:
         the agent rewrites the config-2 partition, or the virtual media is ejected and the
         new image inserted.
+
+        Ironic boots the service ramdisk only for steps it cannot see before the agent runs
+        (it never reads ``requires_ramdisk`` of a driver's own service step), so when the
+        partition has to be rewritten and no agent answers, the step boots the ramdisk
+        itself and returns SERVICEWAIT; the agent's first heartbeat runs it again.
         """
         node = task.node
         value = configdrive if configdrive not in (None, "", {}) else \
@@ -197,7 +202,8 @@ class ConfigDriveDeploy(agent.AgentDeploy):
                                        "it as the step argument 'configdrive' or set "
                                        "instance_info configdrive first")
         # The plaintext must not stay in the node's service step fields (API, last_error).
-        self._replace_step_args(node, "******")
+        service_args.replace_step_args(node, "******")
+        service_args.scrub_history(task)
         previous = (node.instance_info or {}).get("configdrive")
         node.instance_info = dict(node.instance_info or {}, configdrive=value)
         taken_over = False
@@ -205,8 +211,12 @@ class ConfigDriveDeploy(agent.AgentDeploy):
             record = self._take_over(task)
             assert record is not None
             taken_over = True
-            self._replace_step_args(node, node.instance_info["configdrive"])
+            service_args.replace_step_args(node, node.instance_info["configdrive"])
             node.save()
+            if (self._needs_agent(task, record)
+                    and not node.driver_internal_info.get("agent_url")
+                    and self._boot_service_ramdisk(task)):
+                return str(states.SERVICEWAIT)
             self._expose(task, record)
         except exception.InstanceDeployFailure as exc:
             if not taken_over:  # the failure handler saves the node: no plaintext in it
@@ -218,22 +228,29 @@ class ConfigDriveDeploy(agent.AgentDeploy):
             raise exception.NodeServicingFailure(
                 node=node.uuid, reason=str(exc).split(": ", 1)[-1]) from None
         LOG.info("Config drive of node %s updated in service", node.uuid)
+        return None
 
-    @staticmethod
-    def _replace_step_args(node: Any, replacement: Any) -> None:
-        """Put ``replacement`` where the running service step keeps its configdrive arg."""
-        step = node.service_step
-        if isinstance(step, dict) and "configdrive" in (step.get("args") or {}):
-            node.service_step = dict(step, args=dict(step["args"], configdrive=replacement))
-        steps = node.driver_internal_info.get("service_steps")
-        index = node.driver_internal_info.get("service_step_index")
-        if isinstance(steps, list) and isinstance(index, int) and 0 <= index < len(steps):
-            current = steps[index]
-            if isinstance(current, dict) and "configdrive" in (current.get("args") or {}):
-                steps = list(steps)
-                steps[index] = dict(current, args=dict(current["args"],
-                                                       configdrive=replacement))
-                node.set_driver_internal_info("service_steps", steps)
+    def _needs_agent(self, task: Any, record: records.DriveRecord) -> bool:
+        """Whether exposing (or undoing the previous exposure) talks to the agent."""
+        # A virtual media fallback to the partition needs it too, but booting the ramdisk
+        # for every media update in case the BMC is busy would be worse: that one fails and
+        # says so.
+        if any(e.mechanism == expose_loader.PARTITION for e in record.exposures):
+            return True
+        return self._mechanism(task) == expose_loader.PARTITION
+
+    def _boot_service_ramdisk(self, task: Any) -> bool:
+        """Boot the agent; True when its heartbeat will resume servicing (not fast track)."""
+        node = task.node
+        LOG.info("Node %s: booting the agent ramdisk to rewrite its config drive partition",
+                 node.uuid)
+        # Run this step again once the agent is up, and leave the ramdisk at the end.
+        async_steps.set_node_flags(node, reboot=True, skip_current_step=False,
+                                   step_type="service")
+        node.set_driver_internal_info("service_disable_ramdisk", False)
+        result = self.prepare_service(task)
+        node.save()
+        return result == states.SERVICEWAIT
 
     def _expose(self, task: Any, record: records.DriveRecord) -> None:
         """Undo earlier exposures, then expose the stored drive with a fresh URL."""
@@ -364,7 +381,8 @@ class ConfigDriveDeploy(agent.AgentDeploy):
         new = records.DriveRecord(deploy_id=uuid.uuid4().hex, passthrough=src.passthrough,
                                   exposures=list(old.exposures) if old else [],
                                   erase=old.erase if old else None,
-                                  stale=list(old.stale) if old else [])
+                                  stale=list(old.stale) if old else [],
+                                  served=list(old.served) if old else [])
         if src.image is not None:
             new.stored = self._store(task, src.image, new.deploy_id)
         # Record the new drive before touching the old one, so nothing is ever unrecorded.

@@ -78,6 +78,20 @@ class MaskQueryFilter(logging.Filter):
         return True
 
 
+class ScrubFilter(logging.Filter):
+    """Apply :func:`scrub` to other libraries' log lines (sushy quotes media URLs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        scrubbed = scrub(text)
+        if scrubbed != text:
+            record.msg, record.args = scrubbed, ()
+        return True
+
+
 def install_log_filter(*logger_names: str) -> None:
     """Attach :class:`MaskQueryFilter` to the named loggers once."""
     for name in logger_names:

@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = write.add_mutually_exclusive_group(required=True)
     source.add_argument("--url", help="http(s) URL of the image (e.g. a Swift temp URL)")
     source.add_argument("--file", help="local file holding the image")
+    write.add_argument("--key-file", help="file holding the 64-hex-digit key of an encrypted "
+                                          "(sealed) drive; a file, so the key never shows "
+                                          "in the process list")
     write.add_argument("--sha256", help="expected sha256 of the decoded image")
     write.add_argument("--size", type=int, help="expected size of the decoded image in bytes")
     write.add_argument("--target", choices=("partition", "device"), default="partition",
@@ -138,10 +141,24 @@ def _run_write(args: argparse.Namespace) -> int:
         return pipeline.write_config_drive(
             args.device, url=args.url, file=args.file, sha256=args.sha256, size=args.size,
             target=args.target, image_format=args.format, progress=progress,
-            fetch_options=FetchOptions(verify=verify, cert=cert))
+            fetch_options=FetchOptions(verify=verify, cert=cert), key=_read_key(args.key_file))
 
     _emit(_guarded(action), args.json, _human_write)
     return 0
+
+
+def _read_key(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    from ironic_configdrive.image import sealing
+
+    try:
+        with open(path, encoding="ascii") as handle:
+            text = handle.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read the key file {path!r}: "
+                           f"{getattr(exc, 'strerror', None) or 'not ASCII text'}", 2) from None
+    return sealing.decode_key(text)
 
 
 def _run_remove(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ the emulator only serves the virtual media the configdrive exposure inserts.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from typing import Any
 
@@ -44,6 +45,11 @@ def start(workdir: Workdir, mac: str) -> dict[str, Any]:
 
 def stop(workdir: Workdir) -> bool:
     return redfish.stop_recorded(workdir.pid_file(NAME))
+
+
+def forget_state(workdir: Workdir) -> None:
+    """Drop the stopped emulator's state: its sqlite remembers every URL ever inserted."""
+    shutil.rmtree(workdir.root / NAME / "state", ignore_errors=True)
 
 
 def media(workdir: Workdir, url: str) -> dict[str, dict[str, Any]]:

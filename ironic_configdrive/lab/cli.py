@@ -28,6 +28,7 @@ from ironic_configdrive.lab import (
     agent,
     bmc,
     disk,
+    guest,
     http,
     images,
     ironic,
@@ -220,7 +221,7 @@ def _printer(progress: Progress) -> Callable[[dict[str, Any]], None]:
 def config_drive_arg(value: str) -> str:
     """JSON text or a file: JSON files are passed as JSON, anything else as the file."""
     path = Path(value)
-    if path.is_file():
+    if not value.lstrip().startswith("{") and path.is_file():
         text = path.read_text(errors="replace").strip()
         if text.startswith("{"):
             json.loads(text)
@@ -243,7 +244,7 @@ def _expected_guest(drive: str) -> dict[str, Any]:
     keys = meta.get("public_keys") or {}
     # Compare by key type and body only: the comment is free text.
     return {"hostname": meta.get("name"),
-            "keys": [" ".join(str(k).split()[:2]) for k in
+            "keys": [guest.key_digest(k) for k in
                      (keys.values() if isinstance(keys, dict) else keys)]}
 
 
@@ -273,6 +274,36 @@ def deploy(workdir: Workdir, *, config_drive: str, exposure: str) -> dict[str, A
         for line in result["checks"]:
             progress.say(f"verified: {line}")
     workdir.update_state(deployed=result, deploy_times=progress.times)
+    return {"times": progress.times, **result}
+
+
+def update(workdir: Workdir, *, config_drive: str) -> dict[str, Any]:
+    """Replace the config drive of the ACTIVE node with the update_configdrive service step."""
+    client, state = _client(workdir)
+    progress = Progress("update")
+    deployed = state.get("deployed") or {}
+    node = client.node(NODE_NAME) or {}
+    if node.get("provision_state") != "active" or not deployed:
+        raise LabError(f"update needs the node deployed (active), not "
+                       f"{node.get('provision_state')!r}; run `deploy` first")
+    drive = config_drive_arg(config_drive)
+    workdir.update_state(expected_guest=_expected_guest(drive))
+    step = {"interface": "deploy", "step": "update_configdrive",
+            "args": {"configdrive": json.loads(drive) if drive.lstrip().startswith("{")
+                     else drive}}
+    with progress.phase("service"):
+        progress.say("baremetal node service --service-steps update_configdrive")
+        # On stdin: the drive must not show in any process list.
+        client.baremetal("node", "service", NODE_NAME, "--service-steps", "-",
+                         stdin=json.dumps([step]))
+        node = client.wait_for(NODE_NAME, {"active"}, timeout=DEPLOY_TIMEOUT,
+                               on_change=_printer(progress))
+    with progress.phase("verify"):
+        result = verify.deployed(workdir, node, deployed.get("exposure") or "partition")
+        result["checks"] += verify.replaced(workdir, state, deployed, result)
+        for line in result["checks"]:
+            progress.say(f"verified: {line}")
+    workdir.update_state(deployed=result)
     return {"times": progress.times, **result}
 
 
@@ -331,14 +362,20 @@ def run(workdir: Workdir, *, config_drive: str | None, exposure: str | None,
 
     plan: list[tuple[str, str, str]] = [(exposure or "partition", "deploy", drive)]
     if exposure is None:
+        plan.append(("partition", "update", _renamed(drive, "lab-updated")))
         plan.append(("partition", "rebuild", _renamed(drive, "lab-rebuilt")))
         plan.append(("virtual_media", "deploy", _renamed(drive, "lab-vmedia")))
+        plan.append(("virtual_media", "update", _renamed(drive, "lab-vmedia-updated")))
     failed = True
     try:
         timed("up", lambda: up(workdir, debug=debug, store=store))
         for mechanism, action, text in plan:
             if action == "deploy" and workdir.load_state().get("deployed"):
                 timed("undeploy+clean+verify", lambda: undeploy(workdir))
+            if action == "update":
+                timed(f"update {mechanism}+verify",
+                      functools.partial(update, workdir, config_drive=text))
+                continue
             timed(f"{action} {mechanism}+verify",
                   functools.partial(deploy, workdir, config_drive=text, exposure=mechanism))
         timed(f"undeploy {plan[-1][0]}+clean+verify", lambda: undeploy(workdir))
@@ -408,6 +445,7 @@ def down(workdir: Workdir, *, quiet: bool = False) -> dict[str, Any]:
     progress = Progress("down")
     say = (lambda text: None) if quiet else progress.say
     stopped = [name for name in SERVICES if process.stop(workdir, name)]
+    bmc.forget_state(workdir)
     stopped += [f"swift {name}" for name in objectstore.stop(workdir)]
     say(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     detached = disk.detach(workdir)
@@ -432,6 +470,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("up", "start the lab and enroll its node"),
                        ("deploy", "deploy the node with a config drive and verify it"),
+                       ("update", "replace the active node's config drive (service step "
+                                  "update_configdrive) and verify it"),
                        ("undeploy", "tear down with automated cleaning and verify"),
                        ("status", "what runs and the node's state"),
                        ("down", "stop everything the lab started and detach its disk"),
@@ -445,9 +485,10 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--store", default="swift", choices=STORES,
                              help="where Ironic keeps config drives (default: a real Swift "
                                   "under DIR/swift)")
-        if name in ("deploy", "run"):
-            cmd.add_argument("--config-drive", required=name == "deploy",
+        if name in ("deploy", "update", "run"):
+            cmd.add_argument("--config-drive", required=name != "run",
                              help="config drive JSON ({meta_data, user_data, ...}) or a file")
+        if name in ("deploy", "run"):
             cmd.add_argument("--exposure", default="partition" if name == "deploy" else None,
                              choices=EXPOSURES,
                              help="how the node sees the drive" + (
@@ -472,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
             result: dict[str, Any] = up(workdir, debug=args.debug, store=args.store)
         elif args.command == "deploy":
             result = deploy(workdir, config_drive=args.config_drive, exposure=args.exposure)
+        elif args.command == "update":
+            result = update(workdir, config_drive=args.config_drive)
         elif args.command == "undeploy":
             result = undeploy(workdir)
         elif args.command == "status":

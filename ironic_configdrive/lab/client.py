@@ -34,13 +34,14 @@ class Client:
     def __init__(self, api_url: str) -> None:
         self.api_url = api_url
 
-    def baremetal(self, *args: str, parse: bool = False) -> Any:
+    def baremetal(self, *args: str, parse: bool = False, stdin: str | None = None) -> Any:
         env = dict(os.environ, OS_AUTH_TYPE="none", OS_ENDPOINT=self.api_url,
                    OS_BAREMETAL_API_VERSION=API_VERSION)
         argv = [baremetal_bin(), *args]
         if parse:
             argv += ["-f", "json"]
-        result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False,
+                                input=stdin)
         if result.returncode != 0:
             # The CLI echoes no config drive content in its errors, only Ironic's message.
             raise LabError(f"baremetal {args[0]} {args[1] if len(args) > 1 else ''} failed: "

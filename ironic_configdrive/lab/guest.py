@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import json
 import shutil
@@ -36,6 +37,19 @@ def extract_image(workdir: Workdir, image: bytes) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     return root
+
+
+def discard(workdir: Workdir) -> None:
+    """Remove what :func:`extract_image` wrote (passwords and keys in clear)."""
+    shutil.rmtree(workdir.root / "guest", ignore_errors=True)
+
+
+def key_digest(key: str) -> str:
+    """An SSH public key by type and body only (the comment is free text), hashed.
+
+    The lab's state remembers keys to compare this way, never the keys themselves.
+    """
+    return hashlib.sha256(" ".join(str(key).split()[:2]).encode()).hexdigest()
 
 
 def glean_view(root: Path) -> dict[str, Any]:

@@ -84,6 +84,7 @@ def write_conf(workdir: Workdir, *, api_port: int, http_url: str, debug: bool,
     conf["service_catalog"] = {"endpoint_override": f"http://127.0.0.1:{api_port}"}
     conf["oslo_concurrency"] = {"lock_path": str(workdir.root / "locks")}
     conf["configdrive"] = {"store": "http", "agent_command_timeout": "120",
+                           "key_file": str(workdir.etc / "configdrive.key"),
                            **(configdrive or {})}
     path = workdir.etc / "ironic.conf"
     with open(path, "w") as handle:
@@ -102,8 +103,10 @@ def create_schema(workdir: Workdir, conf_path: Path) -> None:
 
 
 def start(workdir: Workdir, conf_path: Path, api_url: str) -> int:
+    env = plugins.env(workdir)
+    env[plugins.SECURE_DELETE_ENV] = "1"
     pid = process.spawn(workdir, NAME, [_bin("ironic"), "--config-file", str(conf_path)],
-                        env=plugins.env(workdir))
+                        env=env)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.running_pid(workdir, NAME) is None:

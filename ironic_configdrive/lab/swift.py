@@ -229,6 +229,9 @@ class SwiftServer:
                 common + f"bind_port = {self.ports[server]}\nlog_name = {server}\n"
                 f"[pipeline:main]\npipeline = {server}-server\n"
                 f"[app:{server}-server]\nuse = egg:swift#{server}\n"
+                # The proxy's access log obscures temp URL signatures; a backend server's
+                # would quote them in clear (in the Referer the proxy passes on).
+                "log_requests = false\n"
                 + (f"[{server}-replicator]\n[{server}-auditor]\n[{server}-updater]\n"
                    if server != "account" else "[account-replicator]\n[account-auditor]\n"),
                 encoding="utf-8")

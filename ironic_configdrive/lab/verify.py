@@ -36,7 +36,10 @@ def deployed(workdir: Workdir, node: dict[str, Any],
         root = guest.extract_image(workdir, drive)
     else:
         root = _verify_partition(workdir, device, stored, checks, result)
-    _verify_guest(state, root, checks)
+    try:
+        _verify_guest(state, root, checks)
+    finally:
+        guest.discard(workdir)  # the extracted files are the drive's secrets in clear
     _verify_stored(workdir, state, stored, checks)
     result["checks"] = checks
     return result
@@ -106,8 +109,8 @@ def _verify_guest(state: dict[str, Any], root: Any, checks: list[str]) -> None:
     if expected.get("hostname") and view["hostname"] != expected["hostname"]:
         raise LabError(f"glean reads hostname {view['hostname']!r}, expected "
                        f"{expected['hostname']!r}")
-    missing = [key for key in expected.get("keys", [])
-               if not any(line.startswith(key) for line in view["keys"])]
+    found = {guest.key_digest(line) for line in view["keys"]}
+    missing = [key for key in expected.get("keys", []) if key not in found]
     if missing:
         raise LabError(f"glean does not find {len(missing)} expected SSH key(s)")
     checks.append(f"glean reads hostname {view['hostname']!r} and "
@@ -169,4 +172,24 @@ def undeployed(workdir: Workdir, state: dict[str, Any]) -> list[str]:
             raise LabError(f"Swift container {state['swift']['container']} still holds "
                            f"{len(names)} object(s) after the undeploy")
         checks.append(f"Swift container {state['swift']['container']} is empty")
+    return checks
+
+
+def replaced(workdir: Workdir, state: dict[str, Any], before: dict[str, Any],
+             after: dict[str, Any]) -> list[str]:
+    """Checks after an update: a new drive is in place and the old object is gone."""
+    old, new = before.get("stored") or {}, after.get("stored") or {}
+    if not new.get("sha256") or new.get("sha256") == old.get("sha256"):
+        raise LabError("the node still has its previous config drive after the update")
+    checks = [f"the drive changed: sha256 {old.get('sha256')} -> {new.get('sha256')}"]
+    if old.get("store") == "http" and old.get("location"):
+        if (workdir.http_root / old["location"]).exists():
+            raise LabError("the previous config drive was not deleted from the http store")
+        checks.append("previous config drive deleted from the http store")
+    if state.get("store") == "swift":
+        names = objectstore.list_objects(state["swift"])
+        if len(names) != 1:
+            raise LabError(f"Swift holds {len(names)} object(s) after the update, expected "
+                           "only the new drive")
+        checks.append("Swift holds only the new drive (the previous object was deleted)")
     return checks

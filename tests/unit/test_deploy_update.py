@@ -6,11 +6,12 @@ import ironic.tests.unit  # noqa: F401,I001  (must come first)
 import json
 import logging
 from typing import Any
+from unittest import mock
 
 from ironic.common import exception, states
 from ironic.conductor import task_manager
 
-from ironic_configdrive import records, step_masking
+from ironic_configdrive import deploy, log_masking, records
 from tests.unit.test_deploy import SECRET, DeployTestBase
 
 NEW_SECRET = "NEW-password-8c1d"
@@ -142,8 +143,69 @@ class TestStepArgsMasking(UpdateTestBase):
         self.assertEqual(NEW_SECRET, step["args"]["configdrive"]["meta_data"]["admin_pass"])
 
     def test_filter_installed_once_by_the_interface(self) -> None:
-        for name in step_masking.STEP_LOGGERS:
+        for name in log_masking.STEP_LOGGERS:
             filters = [f for f in logging.getLogger(name).filters
-                       if isinstance(f, step_masking.MaskStepArgsFilter)]
+                       if isinstance(f, log_masking.MaskStepArgsFilter)]
             self.assertEqual(1, len(filters), name)
         self.assertNotIn(SECRET, NEW_SECRET)
+
+
+class TestUpdateWithoutRunningAgent(UpdateTestBase):
+    """Ironic does not boot the ramdisk for a driver's own service step: the step does."""
+
+    def test_boots_the_ramdisk_then_rewrites_the_partition_on_the_rerun(self) -> None:
+        self.node.refresh()
+        self.node.del_driver_internal_info("agent_url")
+        self.node.save()
+        with mock.patch.object(deploy.ConfigDriveDeploy, "prepare_service",
+                               autospec=True, return_value=states.SERVICEWAIT) as prepare:
+            step = {"interface": "deploy", "step": "update_configdrive",
+                    "args": {"configdrive": NEW_DRIVE}, "priority": 0}
+            self.node.service_step = step
+            self.node.set_driver_internal_info("service_steps", [step])
+            self.node.set_driver_internal_info("service_step_index", 0)
+            self.node.save()
+            with task_manager.acquire(self.context, self.node.uuid) as task:
+                self.assertEqual(states.SERVICEWAIT,
+                                 task.driver.deploy.execute_service_step(task, step))
+        prepare.assert_called_once()
+        self.node.refresh()
+        info = self.node.driver_internal_info
+        self.assertIs(False, info["skip_current_service_step"])
+        self.assertIs(True, info["servicing_reboot"])
+        self.assertIs(False, info["service_disable_ramdisk"])
+        self.assertEqual(1, len(self.exposers["partition"].attached))  # not yet rewritten
+        self.assertNotIn(NEW_SECRET, self._node_fields())
+        stored = self._record()
+        assert stored is not None
+
+        # The agent heartbeats; Ironic runs the step again with the (replaced) arguments.
+        self.node.set_driver_internal_info("agent_url", "http://127.0.0.1:9999")
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertIsNone(task.driver.deploy.execute_service_step(
+                task, task.node.service_step))
+        self.assertEqual(2, len(self.exposers["partition"].attached))
+        self.assertEqual(stored.to_dict()["deploy_id"], self._record().deploy_id)  # type: ignore
+
+
+class TestServicingHistory(UpdateTestBase):
+    def test_start_event_showing_the_drive_is_masked(self) -> None:
+        from ironic import objects
+        from ironic.conductor import utils as conductor_utils
+
+        self.node.refresh()
+        step = {"interface": "deploy", "step": "update_configdrive",
+                "args": {"configdrive": NEW_DRIVE}, "priority": 0}
+        conductor_utils.log_step_flow_history(
+            node=self.node, flow=conductor_utils.StepFlow.SERVICING, steps=[step],
+            status="start")
+        self.node.save()
+        events = [h.event for h in objects.NodeHistory.list_by_node_id(self.context,
+                                                                        self.node.id)]
+        self.assertTrue(any(NEW_SECRET in e for e in events))  # Ironic's own masking
+        self._service({"configdrive": NEW_DRIVE})
+        events = [h.event for h in objects.NodeHistory.list_by_node_id(self.context,
+                                                                        self.node.id)]
+        self.assertFalse(any(NEW_SECRET in e for e in events), events)
+        self.assertTrue(any(e.startswith("Starting servicing with steps=") for e in events))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ironic_configdrive.lab import cli, plugins, power, process
+from ironic_configdrive.lab import cli, guest, plugins, power, process
 from ironic_configdrive.lab.workdir import LabError, Workdir
 
 
@@ -45,7 +45,9 @@ def test_config_drive_arg(tmp_path: Path) -> None:
 def test_expected_guest_compares_key_type_and_body() -> None:
     drive = json.dumps({"meta_data": {"name": "h", "public_keys": {
         "k": "ssh-ed25519 AAAAbody comment here"}}})
-    assert cli._expected_guest(drive) == {"hostname": "h", "keys": ["ssh-ed25519 AAAAbody"]}
+    expected = cli._expected_guest(drive)
+    assert expected == {"hostname": "h", "keys": [guest.key_digest("ssh-ed25519 AAAAbody x")]}
+    assert "AAAAbody" not in json.dumps(expected)  # the lab's state keeps no key
     assert cli._expected_guest("/some/file") == {}
 
 

@@ -1,10 +1,13 @@
-"""Keep config drives given as step arguments out of Ironic's own log lines.
+"""Keep our secrets out of the log lines of the libraries the conductor runs.
 
-``update_configdrive`` takes the new drive as a service step argument. Ironic's servicing
-code logs the steps it runs, arguments included, before our step can replace them by a
-reference. A filter on those loggers masks every ``configdrive`` value (and the other keys
-oslo considers secret) in the log record's arguments; the step then replaces the arguments
-kept in the node itself (see ``ConfigDriveDeploy.update_configdrive``).
+* ``update_configdrive`` takes the new drive as a service step argument. Ironic's servicing
+  code logs the steps it runs, arguments included, before our step can replace them by a
+  reference. A filter on those loggers masks every ``configdrive`` value (and the other keys
+  oslo considers secret) in the log record's arguments; the step then replaces the arguments
+  kept in the node itself (see ``ConfigDriveDeploy.update_configdrive``).
+* sushy logs request bodies and resources at DEBUG, virtual media URLs included: those carry
+  temp URL signatures or the http store's secret file names, which :func:`masking.scrub`
+  hides.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from oslo_utils import strutils
+
+from ironic_configdrive.masking import ScrubFilter
 
 #: Ironic loggers that print step lists or steps with their arguments.
 STEP_LOGGERS = ("ironic.conductor.servicing", "ironic.conductor.steps",
@@ -56,9 +61,14 @@ class MaskStepArgsFilter(logging.Filter):
         return True
 
 
+#: sushy loggers that quote virtual media URLs.
+SUSHY_LOGGERS = ("sushy.connector", "sushy.resources.base")
+
+
 def install() -> None:
-    """Attach the filter to Ironic's step loggers once (called when the interface loads)."""
-    for name in STEP_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, MaskStepArgsFilter) for f in logger.filters):
-            logger.addFilter(MaskStepArgsFilter())
+    """Attach the filters once (called when the interface loads, not at import)."""
+    for names, kind in ((STEP_LOGGERS, MaskStepArgsFilter), (SUSHY_LOGGERS, ScrubFilter)):
+        for name in names:
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, kind) for f in logger.filters):
+                logger.addFilter(kind())
