@@ -25,7 +25,6 @@ from ironic_python_agent.extensions import base
 from agent_ext import pipeline
 from agent_ext.errors import DeviceError
 from agent_ext.fetch import FetchOptions
-from ironic_configdrive.image import sealing
 from ironic_configdrive.image.errors import ConfigDriveError, InvalidInputError
 
 LOG = logging.getLogger(__name__)
@@ -93,8 +92,11 @@ def _source(configdrive: str | dict[str, Any] | None, url: str | None,
                 reason=f"unknown configdrive field(s) {', '.join(map(str, unknown))}; "
                        "expected url or data, and key (update the agent ramdisk?)")
         key = configdrive.get("key")
-        return (configdrive.get("url"), configdrive.get("data"),
-                None if key is None else sealing.decode_key(key))
+        if key is None:
+            return configdrive.get("url"), configdrive.get("data"), None
+        from ironic_configdrive.image import sealing  # only encrypted drives need it
+
+        return configdrive.get("url"), configdrive.get("data"), sealing.decode_key(key)
     if isinstance(configdrive, str) and configdrive.lower().startswith(
             ("http://", "https://")):
         return configdrive, None, None

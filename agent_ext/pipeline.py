@@ -27,7 +27,7 @@ from agent_ext.errors import DeviceError, InvalidInputError, VerificationError
 from agent_ext.fetch import CHUNK_SIZE, FetchOptions
 from agent_ext.overlap import BackgroundWriter, Prefetch
 from agent_ext.sources import Source, open_source
-from ironic_configdrive.image import StreamDecoder, formats, rebuild_image, sealing
+from ironic_configdrive.image import StreamDecoder, formats, rebuild_image
 
 LOG = logging.getLogger(__name__)
 
@@ -188,6 +188,9 @@ def write_config_drive(device: str, *, url: str | None = None, data: str | bytes
     prefetch = Prefetch(source.chunks) if source.http is not None else None
     chunks: Iterable[bytes] = prefetch if prefetch is not None else source.chunks
     if key is not None:
+        # Imported here: cryptography costs every unencrypted write ~7 MiB of RSS.
+        from ironic_configdrive.image import sealing
+
         chunks = sealing.iter_open(chunks, key)
     try:
         summary = _write(disk, device, target, source, chunks, decoder, sector_size,

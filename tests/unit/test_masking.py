@@ -2,7 +2,13 @@
 
 import logging
 
-from ironic_configdrive.masking import MaskQueryFilter, mask_url, scrub, strip_query
+from ironic_configdrive.masking import (
+    MaskQueryFilter,
+    ScrubFilter,
+    mask_url,
+    scrub,
+    strip_query,
+)
 
 HTTP_NAME = ("3690fd63-d536-44f1-be72-bf9462a93a83.64febf3bbfe8464396f8c8d4e77197bf."
              "-Ep766UkW4j-Ao6Ha2Gdsr_k96SLpVItFrw4Tft7TyE")
@@ -63,3 +69,16 @@ def test_log_filter_hides_query_strings_of_other_libraries() -> None:
                                '%s "GET %s HTTP/1.1" 200', ("h:80", "/o?temp_url_sig=S3"), None)
     assert MaskQueryFilter().filter(record)
     assert "S3" not in record.getMessage() and "/o?***" in record.getMessage()
+
+
+def test_scrub_filter_masks_sushy_style_lines() -> None:
+    name = ("0c8bb8b1-cf1b-4a8e-9f3f-7e4b4b7b6a11.d1."
+            "oSOrVHk7wi6pn9Ekz6W4ylDWHOXjB846i1K4-LFIShY.iso")
+    record = logging.LogRecord("sushy.connector", logging.DEBUG, __file__, 1,
+                               "HTTP request: POST %s; body: %s", (
+                                   "/redfish/v1/x", {"Image": f"http://h/configdrive/{name}"}),
+                               None)
+    assert ScrubFilter().filter(record)
+    text = record.getMessage()
+    assert "oSOrVHk7wi6pn9Ekz6W4ylDWHOXjB846i1K4" not in text
+    assert "configdrive/0c8bb8b1-cf1b-4a8e-9f3f-7e4b4b7b6a11.d1.***" in text

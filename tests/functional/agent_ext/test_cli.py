@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ironic_configdrive.image import build_image
+from ironic_configdrive.image import build_image, sealing
 from tests.fixtures import http as http_fixture
 from tests.functional.agent_ext.conftest import b64gz, disk_nodes, read_node, sha256
 from tests.functional.agent_ext.disk.conftest import blkid_config_drives, sgdisk
@@ -83,6 +84,34 @@ def test_write_from_file_human(loopdisk: Callable, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("config drive written to ")
     assert "verified: yes" in done.stdout
+
+
+def test_write_sealed_file_with_key_file(loopdisk: Callable, tmp_path: Path) -> None:
+    """An encrypted drive as the conductor stores it, opened with --key-file."""
+    disk = loopdisk(128, layout=sgdisk("-o"))
+    image = build_image({"meta_data": {"uuid": "c3"}, "user_data": "pw: s3cr3t-cli\n"})
+    key = sealing.new_key()
+    sealed = tmp_path / "cd.sealed"
+    sealed.write_bytes(sealing.seal(gzip.compress(image), key))
+    key_file = tmp_path / "key"
+    key_file.write_text(sealing.encode_key(key) + "\n")
+    wrong = tmp_path / "wrong"
+    wrong.write_text(sealing.encode_key(sealing.new_key()))
+
+    done = cli("write", "--device", disk.device, "--file", str(sealed),
+               "--key-file", str(wrong))
+    assert done.returncode == 1 and "fails authentication" in done.stderr
+    assert blkid_config_drives(*disk_nodes(disk.device)) == []
+    done = cli("write", "--device", disk.device, "--file", str(sealed))
+    assert done.returncode == 1 and "no gzip, ISO9660, FAT or base64 signature" in done.stderr
+
+    done = cli("write", "--device", disk.device, "--file", str(sealed), "--key-file",
+               str(key_file), "--sha256", sha256(image), "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["encrypted"] is True
+    assert read_node(result["path"], len(image)) == image
+    assert sealing.encode_key(key) not in done.stdout + done.stderr
 
 
 def test_failures_exit_1_with_one_line(
