@@ -64,32 +64,34 @@ def mask_query_strings(text: str) -> str:
     return _QUERY_IN_TEXT.sub(f"?{MASK}", text)
 
 
-class MaskQueryFilter(logging.Filter):
+class _RewriteFilter(logging.Filter):
+    """Rewrite other libraries' log lines through :meth:`rewrite` before they are emitted."""
+
+    @staticmethod
+    def rewrite(text: str) -> str:
+        raise NotImplementedError
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        rewritten = self.rewrite(text)
+        if rewritten != text:
+            record.msg, record.args = rewritten, ()
+        return True
+
+
+class MaskQueryFilter(_RewriteFilter):
     """Hide query strings in other libraries' log lines (urllib3 quotes request paths)."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            text = record.getMessage()
-        except (TypeError, ValueError):
-            return True
-        if "?" in text:
-            record.msg = mask_query_strings(text)
-            record.args = ()
-        return True
+    rewrite = staticmethod(mask_query_strings)
 
 
-class ScrubFilter(logging.Filter):
+class ScrubFilter(_RewriteFilter):
     """Apply :func:`scrub` to other libraries' log lines (sushy quotes media URLs)."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            text = record.getMessage()
-        except (TypeError, ValueError):
-            return True
-        scrubbed = scrub(text)
-        if scrubbed != text:
-            record.msg, record.args = scrubbed, ()
-        return True
+    rewrite = staticmethod(scrub)
 
 
 def install_log_filter(*logger_names: str) -> None:

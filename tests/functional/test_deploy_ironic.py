@@ -283,6 +283,15 @@ class TestVirtualMediaDeployInsideIronic(DeployInsideIronicBase):
         self.emulator.eject_all()
         self.addCleanup(self.emulator.eject_all)
 
+    def _occupy_slots(self) -> str:
+        """Someone else's media in the slots an ISO may use: the BMC is busy for us."""
+        foreign = f"{self.http_root.url}/operator.iso"
+        with open(os.path.join(self.http_root.path, "operator.iso"), "wb") as f:
+            f.write(b"not ours" * 512)
+        self.emulator.insert("Cd", foreign)
+        self.emulator.insert("Floppy", foreign)
+        return foreign
+
     def _vm_node(self, configdrive: Any = JSON_DRIVE, **kwargs: Any) -> Any:
         return self._node(configdrive, driver_info=self.emulator.driver_info(), **kwargs)
 
@@ -355,11 +364,7 @@ class TestVirtualMediaDeployInsideIronic(DeployInsideIronicBase):
         self.config(encrypt_at_rest=False, group="configdrive")  # the plain path
         # auto stores raw; the agent decodes raw images as well, so the fallback works.
         self.config(exposure="auto", group="configdrive")
-        foreign = f"{self.http_root.url}/operator.iso"
-        with open(os.path.join(self.http_root.path, "operator.iso"), "wb") as f:
-            f.write(b"not ours" * 512)
-        self.emulator.insert("Cd", foreign)
-        self.emulator.insert("Floppy", foreign)
+        foreign = self._occupy_slots()
         node = self._vm_node()
         self._step(node, "write_image", 80)
         [stored_file] = self.http_root.stored_files()
@@ -434,11 +439,7 @@ class TestVirtualMediaDeployInsideIronic(DeployInsideIronicBase):
 
     def test_encrypted_fallback_gives_the_agent_the_sealed_original(self) -> None:
         self.config(exposure="auto", group="configdrive")
-        foreign = f"{self.http_root.url}/operator.iso"
-        with open(os.path.join(self.http_root.path, "operator.iso"), "wb") as f:
-            f.write(b"not ours" * 512)
-        self.emulator.insert("Cd", foreign)
-        self.emulator.insert("Floppy", foreign)
+        self._occupy_slots()
         node = self._vm_node()
         self._step(node, "write_image", 80)
         [sealed_file] = self.http_root.stored_files()

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import skip_or_fail
 from tests.fixtures import http as http_fixture
-from tests.fixtures.swift import SwiftServerError, missing_tools
+from tests.fixtures.swift import running
 from tests.fixtures.swift_slow import slow_swift_server
 from tests.functional.agent_ext.disk.conftest import loopdisk  # noqa: F401
 
@@ -17,19 +16,7 @@ from tests.functional.agent_ext.disk.conftest import loopdisk  # noqa: F401
 @pytest.fixture(scope="session")
 def slow_swift(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One real Swift (tempauth, tempurl, status faults, stalls) for the fault suite."""
-    missing = missing_tools()
-    if missing:
-        skip_or_fail(f"Swift fixture needs {', '.join(missing)} (pip install swift; "
-                     "apt-get install memcached)")
-    server = slow_swift_server(tmp_path_factory.mktemp("swift-faults"))
-    try:
-        server.start()
-    except SwiftServerError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running(slow_swift_server(tmp_path_factory.mktemp("swift-faults")))
 
 
 @pytest.fixture(scope="class")

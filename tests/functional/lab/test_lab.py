@@ -153,7 +153,12 @@ def test_virtual_media_deploy_undeploy(lab: Workdir) -> None:
     slot = bmc.media(lab, state["redfish"]["redfish_address"])[result["media"]]
     assert slot["Inserted"] is True
     obj = result["stored"]["location"].split("/", 1)[1]
-    assert slot["Image"].split("?", 1)[0].endswith(f"/lab-configdrive/{obj}")
+    assert obj.endswith(".sealed")  # Swift holds the encrypted drive ...
+    # ... and the BMC a decrypted copy the conductor serves from its http root while attached.
+    node_uuid = state["node_uuid"]
+    assert f"/configdrive/{node_uuid}." in slot["Image"] and slot["Image"].endswith(".iso")
+    served = [p for p in (lab.http_root / "configdrive").iterdir() if p.suffix == ".iso"]
+    assert len(served) == 1
     assert result["stored"]["sha256"] in {hashlib.sha256(data).hexdigest()
                                           for data in bmc.downloaded(lab)}
     assert not config_drive_status(state["disk"]).present
@@ -164,6 +169,7 @@ def test_virtual_media_deploy_undeploy(lab: Workdir) -> None:
     slot = bmc.media(lab, state["redfish"]["redfish_address"])[result["media"]]
     assert not slot["Inserted"]
     assert _objects(lab) == []
+    assert list((lab.http_root / "configdrive").glob("*.iso")) == []  # the copy is gone
     assert _status(lab)["node"]["provision_state"] == "available"
 
 

@@ -12,26 +12,13 @@ from pathlib import Path
 import pytest
 
 from ironic_configdrive.image import build_image
-from tests.conftest import skip_or_fail
-from tests.fixtures.swift import SwiftServer, SwiftServerError, missing_tools
+from tests.fixtures.swift import SwiftServer, running
 
 
 @pytest.fixture(scope="session")
 def swift_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftServer]:
     """One real Swift (proxy + tempauth + tempurl, memcached) for the whole session."""
-    missing = missing_tools()
-    if missing:
-        skip_or_fail(f"Swift fixture needs {', '.join(missing)} (pip install swift; "
-                     "apt-get install memcached)")
-    server = SwiftServer(tmp_path_factory.mktemp("swift"))
-    try:
-        server.start()
-    except SwiftServerError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running(SwiftServer(tmp_path_factory.mktemp("swift")))
 
 
 @pytest.fixture
