@@ -19,7 +19,7 @@ import logging
 import uuid
 from typing import Any
 
-from ironic.common import async_steps, exception, states
+from ironic.common import exception, states
 from ironic.conductor import steps as conductor_steps
 from ironic.conductor import task_manager
 from ironic.conductor import utils as manager_utils
@@ -27,7 +27,7 @@ from ironic.conf import CONF
 from ironic.drivers import base
 from ironic.drivers.modules import agent
 
-from ironic_configdrive import conf, image, keys, log_masking, records, service_args, source
+from ironic_configdrive import conf, image, keys, log_masking, records, source
 from ironic_configdrive.expose import loader as expose_loader
 from ironic_configdrive.expose import partition
 from ironic_configdrive.image import formats, sealing
@@ -35,6 +35,7 @@ from ironic_configdrive.image.errors import ConfigDriveError, InvalidMediaError
 from ironic_configdrive.masking import scrub
 from ironic_configdrive.store import loader as store_loader
 from ironic_configdrive.store.base import GZIP, IDENTITY, ConfigDriveStore, StoredImage
+from ironic_configdrive.update_step import UpdateStepMixin
 
 conf.register_opts(CONF)
 
@@ -75,18 +76,7 @@ def _fail(node: Any, what: str, exc: ConfigDriveError | str, advice: str) -> Exc
         reason=f"{what} for node {node.uuid}: {scrub(reason)}. {advice}")
 
 
-UPDATE_ARGSINFO = {
-    "configdrive": {
-        "description": "The new config drive, in any form a deploy accepts: a JSON object "
-                       "{meta_data, user_data, network_data, vendor_data}, gzip+base64 "
-                       "text or an http(s) URL. Optional: without it, the value set in "
-                       "instance_info['configdrive'] is used.",
-        "required": False,
-    },
-}
-
-
-class ConfigDriveDeploy(agent.AgentDeploy):
+class ConfigDriveDeploy(UpdateStepMixin, agent.AgentDeploy):
     """Direct deploy whose config drive is built, stored and exposed by ironic-configdrive."""
 
     def __init__(self) -> None:
@@ -177,80 +167,6 @@ class ConfigDriveDeploy(agent.AgentDeploy):
         record = self._take_over(task)
         if record is not None:
             self._expose(task, record)
-
-    @base.service_step(priority=0, argsinfo=UPDATE_ARGSINFO, requires_ramdisk=True)
-    @task_manager.require_exclusive_lock
-    def update_configdrive(self, task: Any, configdrive: Any = None) -> str | None:
-        """Replace the config drive of an ACTIVE node without reimaging it.
-
-        The new drive is taken over like a deploy's (built, validated, encrypted, stored;
-        the old object deleted), then the old exposure is undone and the new one made:
-        the agent rewrites the config-2 partition, or the virtual media is ejected and the
-        new image inserted.
-
-        Ironic boots the service ramdisk only for steps it cannot see before the agent runs
-        (it never reads ``requires_ramdisk`` of a driver's own service step), so when the
-        partition has to be rewritten and no agent answers, the step boots the ramdisk
-        itself and returns SERVICEWAIT; the agent's first heartbeat runs it again.
-        """
-        node = task.node
-        value = configdrive if configdrive not in (None, "", {}) else \
-            (node.instance_info or {}).get("configdrive")
-        if value in (None, "", {}):
-            raise exception.NodeServicingFailure(
-                node=node.uuid, reason="update_configdrive needs the new config drive: pass "
-                                       "it as the step argument 'configdrive' or set "
-                                       "instance_info configdrive first")
-        # The plaintext must not stay in the node's service step fields (API, last_error).
-        service_args.replace_step_args(node, "******")
-        service_args.scrub_history(task)
-        previous = (node.instance_info or {}).get("configdrive")
-        node.instance_info = dict(node.instance_info or {}, configdrive=value)
-        taken_over = False
-        try:
-            record = self._take_over(task)
-            assert record is not None
-            taken_over = True
-            service_args.replace_step_args(node, node.instance_info["configdrive"])
-            node.save()
-            if (self._needs_agent(task, record)
-                    and not node.driver_internal_info.get("agent_url")
-                    and self._boot_service_ramdisk(task)):
-                return str(states.SERVICEWAIT)
-            self._expose(task, record)
-        except exception.InstanceDeployFailure as exc:
-            if not taken_over:  # the failure handler saves the node: no plaintext in it
-                restored = dict(node.instance_info)
-                restored.pop("configdrive", None)
-                if previous is not None:
-                    restored["configdrive"] = previous
-                node.instance_info = restored
-            raise exception.NodeServicingFailure(
-                node=node.uuid, reason=str(exc).split(": ", 1)[-1]) from None
-        LOG.info("Config drive of node %s updated in service", node.uuid)
-        return None
-
-    def _needs_agent(self, task: Any, record: records.DriveRecord) -> bool:
-        """Whether exposing (or undoing the previous exposure) talks to the agent."""
-        # A virtual media fallback to the partition needs it too, but booting the ramdisk
-        # for every media update in case the BMC is busy would be worse: that one fails and
-        # says so.
-        if any(e.mechanism == expose_loader.PARTITION for e in record.exposures):
-            return True
-        return self._mechanism(task) == expose_loader.PARTITION
-
-    def _boot_service_ramdisk(self, task: Any) -> bool:
-        """Boot the agent; True when its heartbeat will resume servicing (not fast track)."""
-        node = task.node
-        LOG.info("Node %s: booting the agent ramdisk to rewrite its config drive partition",
-                 node.uuid)
-        # Run this step again once the agent is up, and leave the ramdisk at the end.
-        async_steps.set_node_flags(node, reboot=True, skip_current_step=False,
-                                   step_type="service")
-        node.set_driver_internal_info("service_disable_ramdisk", False)
-        result = self.prepare_service(task)
-        node.save()
-        return result == states.SERVICEWAIT
 
     def _expose(self, task: Any, record: records.DriveRecord) -> None:
         """Undo earlier exposures, then expose the stored drive with a fresh URL."""
