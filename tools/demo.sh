@@ -17,5 +17,5 @@ $cli build "$input" -o out/configdrive.iso
 $cli inspect out/configdrive.iso | sed -n '1,9p'
 $cli validate out/configdrive.iso
 
-printf '\n== the lab: up, deploy, verify, rebuild, undeploy, virtual media, down\n'
+printf '\n== the lab: up, deploy, update, rebuild, undeploy, virtual media (deploy, update, undeploy), down\n'
 exec .venv/bin/ironic-configdrive-lab run --workdir out/lab --config-drive "$input" "$@"

@@ -350,7 +350,8 @@ def run(workdir: Workdir, *, config_drive: str | None, exposure: str | None,
     Without ``exposure``: a partition deploy, a rebuild with another drive, an undeploy, then
     a virtual media deploy and its undeploy, all on one lab.
     """
-    drive = config_drive or json.dumps(EXAMPLE_DRIVE)
+    # A JSON file is read, so the later phases can rename the instance in it.
+    drive = config_drive_arg(config_drive) if config_drive else json.dumps(EXAMPLE_DRIVE)
     summary: dict[str, Any] = {"phases": {}, "verified": []}
 
     def timed(name: str, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -362,10 +363,14 @@ def run(workdir: Workdir, *, config_drive: str | None, exposure: str | None,
 
     plan: list[tuple[str, str, str]] = [(exposure or "partition", "deploy", drive)]
     if exposure is None:
-        plan.append(("partition", "update", _renamed(drive, "lab-updated")))
+        # An update must change the drive: only a JSON drive can be renamed.
+        updates = _renamed(drive, "lab-updated") != drive
+        if updates:
+            plan.append(("partition", "update", _renamed(drive, "lab-updated")))
         plan.append(("partition", "rebuild", _renamed(drive, "lab-rebuilt")))
         plan.append(("virtual_media", "deploy", _renamed(drive, "lab-vmedia")))
-        plan.append(("virtual_media", "update", _renamed(drive, "lab-vmedia-updated")))
+        if updates:
+            plan.append(("virtual_media", "update", _renamed(drive, "lab-vmedia-updated")))
     failed = True
     try:
         timed("up", lambda: up(workdir, debug=debug, store=store))

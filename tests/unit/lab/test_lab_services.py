@@ -171,3 +171,45 @@ def test_undeployed_checks_the_http_store(tmp_path: Path) -> None:
     leftover.unlink()
     assert verify.undeployed(workdir, state) == [
         "stored config drive deleted from the http store"]
+
+
+def test_run_reads_a_json_file_so_updates_change_the_drive(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tools/demo.sh passes a file: each phase must get its own, renamed drive."""
+    calls: list[tuple[str, str]] = []
+    deployed: dict[str, bool] = {"now": False}
+
+    def record(name: str) -> Any:
+        def action(workdir: Any, **kwargs: Any) -> dict[str, Any]:
+            calls.append((name, kwargs.get("config_drive", "")))
+            deployed["now"] = name in ("deploy", "update")
+            return {"checks": []}
+        return action
+
+    for name in ("up", "deploy", "update", "undeploy", "down"):
+        monkeypatch.setattr(cli, name, record(name))
+    monkeypatch.setattr(Workdir, "load_state",
+                        lambda self: {"deployed": True} if deployed["now"] else {})
+    monkeypatch.setattr(cli, "_print_summary", lambda *a, **k: None)
+    drive_file = tmp_path / "drive.json"
+    drive_file.write_text(json.dumps(cli.EXAMPLE_DRIVE))
+    cli.run(Workdir.at(tmp_path / "lab"), config_drive=str(drive_file), exposure=None,
+            debug=False)
+    names = [name for name, _ in calls]
+    assert names == ["up", "deploy", "update", "deploy", "undeploy", "deploy", "update",
+                     "undeploy", "down"]
+    drives = [json.loads(text)["meta_data"]["name"] for _, text in calls if text]
+    assert drives == ["lab-instance", "lab-updated", "lab-rebuilt", "lab-vmedia",
+                      "lab-vmedia-updated"]
+
+
+def test_run_skips_updates_for_a_drive_it_cannot_rename(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    for name in ("up", "deploy", "update", "undeploy", "down"):
+        monkeypatch.setattr(cli, name, lambda workdir, _n=name, **kw: calls.append(_n) or {})
+    monkeypatch.setattr(cli, "_print_summary", lambda *a, **k: None)
+    blob = tmp_path / "drive.gz.b64"
+    blob.write_text("H4sIAAAAAAAA")
+    cli.run(Workdir.at(tmp_path / "lab"), config_drive=str(blob), exposure=None, debug=False)
+    assert "update" not in calls
