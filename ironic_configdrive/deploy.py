@@ -318,12 +318,15 @@ class ConfigDriveDeploy(UpdateStepMixin, agent.AgentDeploy):
     def _store(task: Any, raw: bytes, deploy_id: str) -> dict[str, Any]:
         """Store ``raw`` (sealed with a fresh key unless disabled); return its record."""
         node = task.node
+        # First, as it refuses a bad mechanism before anything is stored.
+        encoding = _store_encoding(task)
         key = sealing.new_key() if CONF.configdrive.encrypt_at_rest else None
         try:
             wrapped = None if key is None else keys.wrap(_kek(), key)
             stored = store_loader.get_store().put(
                 node.uuid, raw, deploy_id=deploy_id,
-                encoding=GZIP if key is not None else _store_encoding(task), key=key)
+                # Sealed drives are never shown to a BMC as stored: compress them.
+                encoding=GZIP if key is not None else encoding, key=key)
         except ConfigDriveError as exc:
             raise _fail(node, "Could not store the config drive", exc,
                         "Check the [configdrive] store and key_file settings and deploy "

@@ -99,6 +99,14 @@ class TestPartitionMechanism(EncryptionTestBase):
         self.assertIn(self.node.uuid, str(caught.exception))
         self.assertIn("same [configdrive]key_file", str(caught.exception))
 
+    def test_unknown_mechanism_stores_nothing(self) -> None:
+        self.node.driver_info = dict(self.node.driver_info, configdrive_exposure="carrier-pigeon")
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertRaisesRegex(exception.InstanceDeployFailure, "carrier-pigeon",
+                                   task.driver.deploy.write_image, task)
+        self.assertEqual({}, self.store.objects)
+
     def test_disabled_stores_plain_gzip(self) -> None:
         self.config(encrypt_at_rest=False, group="configdrive")
         self._deploy()
