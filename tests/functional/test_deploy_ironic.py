@@ -88,6 +88,17 @@ class DeployInsideIronicBase(db_base.DbTestCase):
         factory._extension_manager = None
 
 
+    def _undeploy_after_restart(self, node: Any) -> None:
+        """Tear ``node`` down as a restarted conductor would, with the agent powered off:
+        from the record alone."""
+        node.del_driver_internal_info("agent_url")
+        node.save()
+        self._restart_conductor()
+        with task_manager.acquire(self.context, node.uuid) as task:
+            task.driver.deploy.clean_up(task)
+            task.driver.deploy.tear_down(task)
+
+
 def _url(command: dict[str, Any]) -> str:
     """The URL of a configdrive.write command (``{"url", "key"}`` for encrypted drives)."""
     source = command["params"]["configdrive"]
@@ -136,12 +147,7 @@ class TestDeployInsideIronic(DeployInsideIronicBase):
 
         # The deploy ends (tear_down_agent powers the node off, which forgets the agent URL);
         # undeploy after a conductor restart: everything comes from the record.
-        node.del_driver_internal_info("agent_url")
-        node.save()
-        self._restart_conductor()
-        with task_manager.acquire(self.context, node.uuid) as task:
-            task.driver.deploy.clean_up(task)
-            task.driver.deploy.tear_down(task)
+        self._undeploy_after_restart(node)
         self.assertEqual([], self.http_root.stored_files())
         node.refresh()
         record = records.load(node)
@@ -337,12 +343,7 @@ class TestVirtualMediaDeployInsideIronic(DeployInsideIronicBase):
         self.assertIsNone(record.erase)  # nothing was written to the disk
 
         # Undeploy after a conductor restart: ejected and deleted from the record alone.
-        node.del_driver_internal_info("agent_url")
-        node.save()
-        self._restart_conductor()
-        with task_manager.acquire(self.context, node.uuid) as task:
-            task.driver.deploy.clean_up(task)
-            task.driver.deploy.tear_down(task)
+        self._undeploy_after_restart(node)
         state = self.emulator.vmedia("Cd")
         self.assertFalse(state["Inserted"])
         self.assertFalse(state.get("Image"))

@@ -7,6 +7,7 @@ re-exported here so these tests share one implementation and its detach-always f
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import hashlib
 import pathlib
@@ -14,10 +15,37 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from ironic_python_agent import config
+from ironic_python_agent.extensions import base
 
 from tests.conftest import require_tool
 from tests.fixtures import http as http_fixture
 from tests.functional.agent_ext.disk.conftest import loopdisk, make_iso, run  # noqa: F401
+
+
+class Agent(base.ExecuteCommandMixin):
+    """IPA's command executor, without the heartbeat of a running agent."""
+
+    def force_heartbeat(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def loaded_agent() -> Iterator[Agent]:
+    """An agent whose extensions IPA 13's own manager loaded (ours by its entry point)."""
+    config.populate_config()  # as IPA's main does, so its own extensions load too
+    agent = Agent()
+    agent.ext_mgr = base.init_ext_manager(agent)
+    try:
+        yield agent
+    finally:
+        base._EXT_MANAGER = None
+
+
+@pytest.fixture
+def agent() -> Iterator[Agent]:
+    with loaded_agent() as loaded:
+        yield loaded
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from ironic_python_agent import config, encoding
-from ironic_python_agent.extensions import base
+from ironic_python_agent import encoding
 from oslo_config import cfg
 
 from ironic_configdrive.image import build_image, sealing
 from tests.fixtures import http as http_fixture
 from tests.functional.agent_ext.conftest import (
+    Agent,
     TLSFiles,
     b64gz,
     disk_nodes,
@@ -27,20 +27,6 @@ from tests.functional.agent_ext.disk.conftest import blkid_config_drives, sgdisk
 pytestmark = pytest.mark.loopdev
 
 SIG = "feedfacefeedfacefeedfacefeedfacefeedface"
-
-
-class Agent(base.ExecuteCommandMixin):
-    def force_heartbeat(self) -> None:
-        pass
-
-
-@pytest.fixture
-def agent() -> Iterator[Agent]:
-    config.populate_config()  # as IPA's main does, so its own extensions load too
-    agent = Agent()
-    agent.ext_mgr = base.init_ext_manager(agent)
-    yield agent
-    base._EXT_MANAGER = None
 
 
 def run(agent: Agent, command: str, **params: Any) -> dict[str, Any]:

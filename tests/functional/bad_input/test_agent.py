@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from ironic_python_agent import config, encoding
-from ironic_python_agent.extensions import base
+from ironic_python_agent import encoding
 from oslo_config import cfg
 
 from tests.fixtures import http as http_fixture
+from tests.functional.agent_ext.conftest import Agent, loaded_agent
 from tests.functional.agent_ext.disk.conftest import LoopDisk, parted, sgdisk
 from tests.functional.bad_input import corpus
 from tests.functional.bad_input.corpus import snapshot
@@ -26,21 +26,13 @@ pytestmark = pytest.mark.loopdev
 SIG = "5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2"
 
 
-class Agent(base.ExecuteCommandMixin):
-    def force_heartbeat(self) -> None:
-        pass
-
-
 @pytest.fixture
 def agent() -> Iterator[Agent]:
-    config.populate_config()  # as IPA's main does
     cfg.CONF.set_override("image_download_connection_retries", 0)  # 5xx: fail, no backoff
-    agent = Agent()
-    agent.ext_mgr = base.init_ext_manager(agent)
     try:
-        yield agent
+        with loaded_agent() as loaded:
+            yield loaded
     finally:
-        base._EXT_MANAGER = None
         cfg.CONF.clear_override("image_download_connection_retries")
 
 

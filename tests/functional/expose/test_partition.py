@@ -20,9 +20,8 @@ from typing import Any
 import ironic.conf  # noqa: F401  (registers [agent] options the exposer reads)
 import pytest
 from ironic.common import exception as ironic_exc
-from ironic_python_agent import config, encoding
+from ironic_python_agent import encoding
 from ironic_python_agent import errors as ipa_errors
-from ironic_python_agent.extensions import base
 
 from ironic_configdrive.expose import loader
 from ironic_configdrive.expose.base import ExposureError
@@ -30,7 +29,13 @@ from ironic_configdrive.expose.partition import PartitionExposer
 from ironic_configdrive.image import build_image
 from ironic_configdrive.store.base import StoredImage
 from tests.fixtures import http as http_fixture
-from tests.functional.agent_ext.conftest import disk_nodes, read_node, sha256
+from tests.functional.agent_ext.conftest import (
+    Agent,
+    disk_nodes,
+    loaded_agent,
+    read_node,
+    sha256,
+)
 from tests.functional.agent_ext.disk.conftest import blkid_config_drives, loopdisk, sgdisk
 
 pytestmark = pytest.mark.loopdev
@@ -38,11 +43,6 @@ __all__ = ["loopdisk"]  # the fixture, re-used from the disk layer's conftest
 
 SIG = "feedfacefeedfacefeedfacefeedfacefeedface"
 NODE = "3f0c9a2e-7777-4888-9999-000011112222"
-
-
-class Agent(base.ExecuteCommandMixin):
-    def force_heartbeat(self) -> None:
-        pass
 
 
 class InProcessAgentClient:
@@ -78,13 +78,10 @@ class InProcessAgentClient:
 
 @pytest.fixture
 def agent() -> Iterator[Agent]:
-    config.populate_config()
-    agent = Agent()
-    agent.ext_mgr = base.init_ext_manager(agent)
-    yield agent
-    for result in agent.command_results.values():
-        result.join()
-    base._EXT_MANAGER = None
+    with loaded_agent() as loaded:
+        yield loaded
+        for result in loaded.command_results.values():
+            result.join()
 
 
 @pytest.fixture

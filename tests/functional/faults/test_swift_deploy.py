@@ -162,12 +162,7 @@ class TestConductorRestart(SwiftDeployBase):
         # The deploy is aborted with the conductor gone: the agent is off, a new conductor
         # tears the node down from the record alone.
         node.refresh()
-        node.del_driver_internal_info("agent_url")
-        node.save()
-        self._restart_conductor()
-        with task_manager.acquire(self.context, node.uuid) as task:
-            task.driver.deploy.clean_up(task)
-            task.driver.deploy.tear_down(task)
+        self._undeploy_after_restart(node)
         self.assertEqual([], self.objects())
         node.refresh()
         self.assertIsNone(records.load(node))  # nothing reached the disk: nothing to erase
@@ -181,12 +176,7 @@ class TestConductorRestart(SwiftDeployBase):
         self.assertIsNotNone(self.agent.disk)
 
         node.refresh()
-        node.del_driver_internal_info("agent_url")
-        node.save()
-        self._restart_conductor()
-        with task_manager.acquire(self.context, node.uuid) as task:
-            task.driver.deploy.clean_up(task)
-            task.driver.deploy.tear_down(task)
+        self._undeploy_after_restart(node)
         self.assertEqual([], self.objects())
         node.refresh()
         record = records.load(node)
