@@ -346,11 +346,7 @@ class ConfigDriveDeploy(UpdateStepMixin, agent.AgentDeploy):
         node = task.node
         assert sealed_image.key is not None
         try:
-            raw = source.fetch(sealed_image.url, cap=CONF.configdrive.max_size,
-                               key=sealed_image.key)
-            if hashlib.sha256(raw).hexdigest() != sealed_image.sha256:
-                raise InvalidMediaError(reason="the stored config drive does not match its "
-                                               "recorded sha256")
+            raw = _fetch_verified(sealed_image.url, sealed_image.sha256, key=sealed_image.key)
             copy = store_loader.get_store(SERVED_COPY_STORE).put(
                 node.uuid, raw, deploy_id=record.deploy_id, encoding=IDENTITY)
         except ConfigDriveError as exc:
@@ -371,11 +367,8 @@ class ConfigDriveDeploy(UpdateStepMixin, agent.AgentDeploy):
         assert record.stored is not None and record.location is not None
         try:
             store = _store_of(record.stored)
-            raw = source.fetch(store.url_for(record.location, node_uuid=node.uuid),
-                               cap=CONF.configdrive.max_size)
-            if hashlib.sha256(raw).hexdigest() != record.stored.get("sha256"):
-                raise InvalidMediaError(reason="the stored config drive does not match its "
-                                               "recorded sha256")
+            raw = _fetch_verified(store.url_for(record.location, node_uuid=node.uuid),
+                                  record.stored.get("sha256"))
             stored = store.put(node.uuid, raw, deploy_id=record.deploy_id,
                                encoding=IDENTITY)
         except ConfigDriveError as exc:
@@ -528,6 +521,15 @@ class ConfigDriveDeploy(UpdateStepMixin, agent.AgentDeploy):
 SERVED_COPY_STORE = "http"
 #: Key of the wrapped drive key in a stored record.
 WRAPPED_KEY = "wrapped_key"
+
+
+def _fetch_verified(url: str, sha256: str | None, *, key: bytes | None = None) -> bytes:
+    """The raw drive stored at ``url`` (opened with ``key`` if sealed), checked by sha256."""
+    raw = source.fetch(url, cap=CONF.configdrive.max_size, key=key)
+    if hashlib.sha256(raw).hexdigest() != sha256:
+        raise InvalidMediaError(reason="the stored config drive does not match its recorded "
+                                       "sha256")
+    return raw
 
 
 def _kek() -> bytes:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +30,7 @@ STEP_LOGGERS = ("ironic.conductor.servicing", "ironic.conductor.steps",
 MASK = "******"
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_secret_key(key: object) -> bool:
     # oslo's list of secret key names, asked through its public API.
     return isinstance(key, str) and strutils.mask_dict_password({key: ""}, MASK)[key] == MASK

@@ -522,7 +522,8 @@ class TestRebuild(DeployTestBase):
         raw = self.store.objects[str(old.location)]
         fetched: list[str] = []
 
-        def fetch(url: str, cap: int) -> bytes:
+        def fetch(url: str, cap: int, key: bytes | None = None) -> bytes:
+            assert key is None  # a plain stored drive: nothing to open
             fetched.append(url)
             return raw
 
