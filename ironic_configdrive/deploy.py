@@ -294,11 +294,9 @@ class ConfigDriveDeploy(UpdateStepMixin, agent.AgentDeploy):
             raise _fail(node, "The config drive is not usable", exc,
                         "Fix the config drive given to the deploy (ironic-configdrive "
                         "validate shows what is wrong) and deploy again") from None
-        new = records.DriveRecord(deploy_id=uuid.uuid4().hex, passthrough=src.passthrough,
-                                  exposures=list(old.exposures) if old else [],
-                                  erase=old.erase if old else None,
-                                  stale=list(old.stale) if old else [],
-                                  served=list(old.served) if old else [])
+        deploy_id = uuid.uuid4().hex
+        new = (old.successor(deploy_id, passthrough=src.passthrough) if old is not None
+               else records.DriveRecord(deploy_id=deploy_id, passthrough=src.passthrough))
         if src.image is not None:
             new.stored = self._store(task, src.image, new.deploy_id)
         # Record the new drive before touching the old one, so nothing is ever unrecorded.

@@ -91,6 +91,15 @@ class DriveRecord:
                    served=[dict(item) for item in data.get("served") or []
                            if isinstance(item, dict)])
 
+    def successor(self, deploy_id: str, *, passthrough: bool) -> DriveRecord:
+        """The record of a new drive replacing this one: nothing stored yet, everything
+        still pending (exposures to undo, an erase, objects to delete) carried over.
+
+        Through the persisted form, so a field added to the record is never left behind.
+        """
+        return DriveRecord.from_dict({**self.to_dict(), "deploy_id": deploy_id,
+                                      "stored": None, "passthrough": passthrough})
+
     # -- the stored object --------------------------------------------------------------------
 
     @property

@@ -105,3 +105,18 @@ def test_malformed(data: Any) -> None:
     node.driver_internal_info[records.RECORD_KEY] = data
     with pytest.raises(InternalError):
         records.load(node)
+
+
+def test_successor_carries_everything_pending_and_nothing_stored() -> None:
+    old = records.DriveRecord(
+        deploy_id="old", stored={"store": "s", "location": "l"}, passthrough=False,
+        exposures=[records.Exposure("virtual_media", {"device": "Cd"})],
+        erase={"device": "root"}, stale=[{"store": "s", "location": "gone"}],
+        served=[{"store": "http", "location": "copy"}])
+    new = old.successor("new", passthrough=True)
+    assert (new.deploy_id, new.stored, new.passthrough) == ("new", None, True)
+    expected = {**old.to_dict(), "deploy_id": "new", "stored": None, "passthrough": True}
+    assert new.to_dict() == expected
+    new.stale.append({"store": "s", "location": "l"})
+    new.exposures.clear()
+    assert len(old.stale) == 1 and len(old.exposures) == 1  # no list shared with the old one
