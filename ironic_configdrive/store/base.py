@@ -56,20 +56,57 @@ class StoredImage:
         return data
 
 
+@dataclasses.dataclass(frozen=True)
+class Listed:
+    """An object of ours found in a store by :meth:`ConfigDriveStore.list_stored`.
+
+    Names carry the node and the deploy, so the reconciler judges an object without reading
+    it. ``age`` is seconds since it was written (None: the store cannot tell).
+    """
+
+    location: str
+    node_uuid: str
+    deploy_id: str
+    age: float | None = None
+
+
 class ConfigDriveStore(abc.ABC):
     """Base class of store plugins (stevedore namespace ``ironic_configdrive.stores``)."""
 
     #: The entry point name, e.g. "swift".
     name: str = ""
+    #: True when objects live on the disk of the conductor that wrote them (the http store):
+    #: only that conductor can serve or delete them, so records name their holder.
+    host_local: bool = False
 
     @abc.abstractmethod
     def validate(self) -> None:
         """Check configuration and reachability cheaply; raise StoreError with what to fix."""
 
     @abc.abstractmethod
+    def locate(self, node_uuid: str, image: bytes, *, deploy_id: str,
+               encoding: str = GZIP, sealed: bool = False) -> str:
+        """The location :meth:`put` will write ``image`` to; no I/O.
+
+        Callers record it before the put (intent first), so a crash between the write and
+        the record never leaves an object that no record names.
+        """
+
+    @abc.abstractmethod
+    def list_stored(self, *, limit: int) -> list[Listed]:
+        """Up to ``limit`` objects of ours in this store (host-local stores: on this host).
+
+        Temporary and foreign entries are not listed. For the reconciler, which deletes what
+        no node's record references.
+        """
+
+    @abc.abstractmethod
     def put(self, node_uuid: str, image: bytes, *, deploy_id: str,
-            encoding: str = GZIP, key: bytes | None = None) -> StoredImage:
+            encoding: str = GZIP, key: bytes | None = None,
+            location: str | None = None) -> StoredImage:
         """Store a raw image for a node; return where and how.
+
+        :param location: from :meth:`locate` with the same arguments; None: locate now.
 
         :param key: seal (encrypt) the encoded bytes with this key before storing them.
 
