@@ -98,7 +98,28 @@ encryption_opts = [
                     "redeployed from its stored drive."),
 ]
 
-ALL_OPTS = [*image_opts, *store_opts, *exposure_opts, *encryption_opts]
+reconcile_opts = [
+    cfg.IntOpt("reconcile_interval", default=600, min=0,
+               help="Seconds between runs of the reconciler, a periodic task on every "
+                    "conductor (also run when it starts) that deletes stored config drives "
+                    "no node's record names (crashes, deleted nodes, failed teardowns, "
+                    "takeovers) and retries recorded deletes. 0 disables it."),
+    cfg.IntOpt("reconcile_grace", default=60, min=0,
+               help="Seconds a stored config drive must have existed before the reconciler "
+                    "may delete it as unreferenced; a margin for clocks and for stores "
+                    "that list a write before its record is visible."),
+    cfg.IntOpt("reconcile_limit", default=200, min=1,
+               help="Most stored objects listed, and most nodes visited, per reconciler "
+                    "run and store, so one run stays short; the rest waits for the next."),
+    cfg.BoolOpt("http_root_shared", default=False,
+                help="Whether [deploy]http_root is the same directory on every conductor "
+                     "(a shared file system). When False (the default), files the 'http' "
+                     "store and virtual media copies keep there belong to the conductor "
+                     "that wrote them: only it deletes them, and a conductor taking a node "
+                     "over makes its own copy."),
+]
+
+ALL_OPTS = [*image_opts, *store_opts, *exposure_opts, *encryption_opts, *reconcile_opts]
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

@@ -1,29 +1,86 @@
 """What the deploy interface remembers about a node's config drive, and where.
 
-Everything needed to undo a deploy lives in ``driver_internal_info['configdrive']``, so teardown
-and cleanup work from a fresh interface instance after a conductor restart. The record is plain
-JSON and carries no secrets: no URL (temporary URLs are signed afresh whenever needed), no
-content, and an encrypted drive's key only wrapped with the conductor's key-encryption key
-(:mod:`ironic_configdrive.keys`). ``instance_info['configdrive']`` is replaced by a small
-reference to the record, so nothing upstream ever sees (or re-sends) the user's drive.
+Everything needed to undo a deploy lives in ``driver_internal_info['configdrive']``, so teardown,
+cleanup and the reconciler work from the record alone, on whichever conductor holds the node.
+The record is plain JSON and carries no secrets: no URL (temporary URLs are signed afresh
+whenever needed), no content, and an encrypted drive's key only wrapped with the conductors'
+key-encryption key (:mod:`ironic_configdrive.keys`). ``instance_info['configdrive']`` is
+replaced by a small reference to the record, so nothing upstream ever sees (or re-sends) the
+user's drive.
+
+The typed records here are converted to and from JSON at one boundary (:func:`load`,
+:func:`save`); nothing else reads ``driver_internal_info['configdrive']``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Final
 
 from ironic_configdrive.image.errors import InternalError
-from ironic_configdrive.store.base import StoredImage
+from ironic_configdrive.store.base import GZIP, StoredImage
 
 #: Key in driver_internal_info.
-RECORD_KEY = "configdrive"
+RECORD_KEY: Final = "configdrive"
 #: Key of the reference dict left in instance_info['configdrive'].
-REFERENCE_KEY = "ironic_configdrive"
-#: Bumped when the record's shape changes incompatibly.
-VERSION = 1
+REFERENCE_KEY: Final = "ironic_configdrive"
+#: Bumped when the record's shape changes; older versions are still read.
+VERSION: Final = 2
 #: Store name recorded for a URL handed on untouched (nothing stored, nothing to delete).
-PASSTHROUGH = "passthrough"
+PASSTHROUGH: Final = "passthrough"
+
+
+def _malformed(what: str) -> InternalError:
+    return InternalError(reason=f"malformed {what} in driver_internal_info['{RECORD_KEY}']")
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredRef:
+    """One object in a store: what it holds and where, never its URL or its key in clear.
+
+    ``holder`` is the conductor whose disk holds the object when the store is host-local
+    (the http store); only that conductor can serve or delete it. None: every conductor
+    reaches it (Swift).
+    """
+
+    store: str
+    location: str
+    sha256: str | None = None
+    size: int | None = None
+    encoding: str = GZIP
+    sealed: bool = False
+    expires_at: float | None = None
+    #: The drive key wrapped with the key-encryption key (sealed objects only).
+    wrapped_key: str | None = dataclasses.field(default=None, repr=False)
+    holder: str | None = None
+
+    @classmethod
+    def of(cls, image: StoredImage, *, wrapped_key: str | None = None,
+           holder: str | None = None) -> StoredRef:
+        return cls(store=image.store, location=image.location, sha256=image.sha256,
+                   size=image.size, encoding=image.encoding, sealed=image.sealed,
+                   expires_at=image.expires_at, wrapped_key=wrapped_key, holder=holder)
+
+    def image(self, url: str, key: bytes | None = None) -> StoredImage:
+        """The object as a :class:`StoredImage` with a freshly obtained ``url``."""
+        return StoredImage(store=self.store, location=self.location, url=url,
+                           sha256=self.sha256, size=self.size, encoding=self.encoding,
+                           expires_at=self.expires_at, sealed=self.sealed, key=key)
+
+    def held_elsewhere(self, host: str, *, host_local: bool) -> bool:
+        """Whether only another conductor can act on this object."""
+        return host_local and self.holder is not None and self.holder != host
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> StoredRef:
+        if (not isinstance(data, dict) or not isinstance(data.get("store"), str)
+                or not isinstance(data.get("location"), str)):
+            raise _malformed("stored object")
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclasses.dataclass
@@ -36,60 +93,81 @@ class Exposure:
     def to_dict(self) -> dict[str, Any]:
         return {"mechanism": self.mechanism, "record": dict(self.record)}
 
+    @classmethod
+    def from_dict(cls, data: Any) -> Exposure:
+        if not isinstance(data, dict) or not isinstance(data.get("mechanism"), str):
+            raise _malformed("exposure")
+        return cls(data["mechanism"], dict(data.get("record") or {}))
+
+
+@dataclasses.dataclass
+class Erase:
+    """Bytes of the drive reached the node's disk: the erase_configdrive clean step's job."""
+
+    device: str
+    #: Set when automated cleaning is off: what the operator was told.
+    warning: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Erase:
+        if not isinstance(data, dict):
+            raise _malformed("erase")
+        return cls(device=str(data.get("device") or "root"), warning=data.get("warning"))
+
 
 @dataclasses.dataclass
 class DriveRecord:
     """The node's config drive as the deploy interface handled it."""
 
     deploy_id: str
-    #: StoredImage.record() of the stored object, or None (nothing stored or already deleted).
-    stored: dict[str, Any] | None = None
+    #: The stored drive, or None (nothing stored, or already deleted).
+    stored: StoredRef | None = None
     #: True when the user's URL was handed on untouched ([configdrive]allow_url_passthrough).
     passthrough: bool = False
     exposures: list[Exposure] = dataclasses.field(default_factory=list)
-    #: Set at teardown when a drive was written to the disk: {"device": ...} for the
-    #: erase_configdrive clean step.
-    erase: dict[str, Any] | None = None
-    #: StoredImage.record()s of objects still to delete (replaced by a rebuild, or a delete
-    #: that failed): retried at every cleanup.
-    stale: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    #: StoredImage.record()s of decrypted copies served to a BMC while virtual media is
-    #: attached: deleted as soon as nothing is attached any more.
-    served: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    erase: Erase | None = None
+    #: Objects to delete: replaced by a rebuild, a delete that failed, one held by another
+    #: conductor, or an intent recorded before a write that never got confirmed. Retried at
+    #: every release and by the reconciler.
+    stale: list[StoredRef] = dataclasses.field(default_factory=list)
+    #: Decrypted copies served to a BMC while virtual media is attached: deleted as soon as
+    #: nothing is attached any more.
+    served: list[StoredRef] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": VERSION,
             "deploy_id": self.deploy_id,
-            "stored": dict(self.stored) if self.stored is not None else None,
+            "stored": None if self.stored is None else self.stored.to_dict(),
             "passthrough": self.passthrough,
             "exposures": [exposure.to_dict() for exposure in self.exposures],
-            "erase": dict(self.erase) if self.erase is not None else None,
-            "stale": [dict(item) for item in self.stale],
-            "served": [dict(item) for item in self.served],
+            "erase": None if self.erase is None else self.erase.to_dict(),
+            "stale": [ref.to_dict() for ref in self.stale],
+            "served": [ref.to_dict() for ref in self.served],
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> DriveRecord:
         if not isinstance(data, dict) or not isinstance(data.get("deploy_id"), str):
             raise InternalError(reason=f"malformed driver_internal_info['{RECORD_KEY}']")
-        if data.get("version", VERSION) != VERSION:
+        version = data.get("version", 1)
+        if version not in (1, VERSION):
             raise InternalError(
-                reason=f"driver_internal_info['{RECORD_KEY}'] has version "
-                       f"{data.get('version')!r}; this conductor understands {VERSION}")
-        exposures = []
-        for item in data.get("exposures") or []:
-            if not isinstance(item, dict) or not isinstance(item.get("mechanism"), str):
-                raise InternalError(reason=f"malformed exposure in driver_internal_info"
-                                           f"['{RECORD_KEY}']")
-            exposures.append(Exposure(item["mechanism"], dict(item.get("record") or {})))
-        return cls(deploy_id=data["deploy_id"], stored=data.get("stored"),
-                   passthrough=bool(data.get("passthrough")), exposures=exposures,
-                   erase=data.get("erase"),
-                   stale=[dict(item) for item in data.get("stale") or []
-                          if isinstance(item, dict)],
-                   served=[dict(item) for item in data.get("served") or []
-                           if isinstance(item, dict)])
+                reason=f"driver_internal_info['{RECORD_KEY}'] has version {version!r}; this "
+                       f"conductor understands 1 to {VERSION}: upgrade it")
+        stored = data.get("stored")
+        erase = data.get("erase")
+        return cls(
+            deploy_id=data["deploy_id"],
+            stored=None if stored is None else StoredRef.from_dict(stored),
+            passthrough=bool(data.get("passthrough")),
+            exposures=[Exposure.from_dict(item) for item in data.get("exposures") or []],
+            erase=None if erase is None else Erase.from_dict(erase),
+            stale=[StoredRef.from_dict(item) for item in data.get("stale") or []],
+            served=[StoredRef.from_dict(item) for item in data.get("served") or []])
 
     def successor(self, deploy_id: str, *, passthrough: bool) -> DriveRecord:
         """The record of a new drive replacing this one: nothing stored yet, everything
@@ -100,18 +178,20 @@ class DriveRecord:
         return DriveRecord.from_dict({**self.to_dict(), "deploy_id": deploy_id,
                                       "stored": None, "passthrough": passthrough})
 
-    # -- the stored object --------------------------------------------------------------------
+    # -- queries ------------------------------------------------------------------------------
 
     @property
     def location(self) -> str | None:
-        return None if self.stored is None else self.stored.get("location")
+        return None if self.stored is None else self.stored.location
 
-    def stored_image(self, url: str) -> StoredImage:
-        """The recorded object with a freshly obtained ``url``."""
-        if self.stored is None:
-            raise InternalError(reason="no stored config drive in the record")
-        fields = {f.name for f in dataclasses.fields(StoredImage)} - {"url"}
-        return StoredImage(url=url, **{k: v for k, v in self.stored.items() if k in fields})
+    def objects(self) -> list[StoredRef]:
+        """Every object this record names (the reconciler keeps these)."""
+        return [*([self.stored] if self.stored is not None else []), *self.stale, *self.served]
+
+    def is_empty(self) -> bool:
+        """Nothing left to undo: the record can go."""
+        return (self.stored is None and not self.exposures and not self.stale
+                and not self.served and self.erase is None)
 
     def reference(self, passthrough_url: str | None = None) -> dict[str, Any]:
         """What replaces instance_info['configdrive']: enough to recognise the record.
@@ -122,9 +202,9 @@ class DriveRecord:
         """
         ref: dict[str, Any] = {"deploy_id": self.deploy_id}
         if self.stored is not None:
-            ref["store"] = self.stored.get("store")
-            ref["sha256"] = self.stored.get("sha256")
-            ref["size"] = self.stored.get("size")
+            ref["store"] = self.stored.store
+            ref["sha256"] = self.stored.sha256
+            ref["size"] = self.stored.size
         if passthrough_url is not None:
             ref["url"] = passthrough_url
         return {REFERENCE_KEY: ref}
@@ -145,7 +225,7 @@ def reference_of(value: Any) -> dict[str, Any] | None:
 
 
 def load(node: Any) -> DriveRecord | None:
-    data = node.driver_internal_info.get(RECORD_KEY)
+    data = (node.driver_internal_info or {}).get(RECORD_KEY)
     return None if data is None else DriveRecord.from_dict(data)
 
 
@@ -155,3 +235,13 @@ def save(node: Any, record: DriveRecord | None) -> None:
         node.del_driver_internal_info(RECORD_KEY)
     else:
         node.set_driver_internal_info(RECORD_KEY, record.to_dict())
+
+
+def persist(node: Any, record: DriveRecord | None) -> None:
+    """Save ``record`` into the node and the node into the database; an empty record goes.
+
+    Every change of the record is persisted at once: what the conductor is about to do is
+    recorded before it does it, so a crash never leaves anything that no record names.
+    """
+    save(node, None if record is None or record.is_empty() else record)
+    node.save()

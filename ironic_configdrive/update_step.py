@@ -17,8 +17,12 @@ from ironic.common import async_steps, exception, states
 from ironic.conductor import task_manager
 from ironic.drivers import base
 
-from ironic_configdrive import records, service_args
+from ironic_configdrive import lifecycle, records, service_args
 from ironic_configdrive.expose import loader as expose_loader
+from ironic_configdrive.expose.plan import ExposurePlan
+from ironic_configdrive.image.errors import ConfigDriveError
+from ironic_configdrive.lifecycle import DriveLifecycle
+from ironic_configdrive.masking import scrub
 
 LOG = logging.getLogger(__name__)
 
@@ -37,9 +41,6 @@ class UpdateStepMixin:
     """The service step of :class:`ironic_configdrive.deploy.ConfigDriveDeploy`."""
 
     # Provided by the deploy interface.
-    _take_over: Callable[[Any], records.DriveRecord | None]
-    _expose: Callable[[Any, records.DriveRecord], None]
-    _mechanism: Callable[[Any], str]
     prepare_service: Callable[[Any], Any]
 
     @base.service_step(priority=0, argsinfo=UPDATE_ARGSINFO, requires_ramdisk=True)
@@ -71,18 +72,20 @@ class UpdateStepMixin:
         previous = (node.instance_info or {}).get("configdrive")
         node.instance_info = dict(node.instance_info or {}, configdrive=value)
         taken_over = False
+        drive = DriveLifecycle(task)
         try:
-            record = self._take_over(task)
+            plan = lifecycle.plan_for(node)
+            record = drive.take_over(plan)
             assert record is not None
             taken_over = True
             service_args.replace_step_args(node, node.instance_info["configdrive"])
             node.save()
-            if (self._needs_agent(task, record)
+            if (_needs_agent(node, record, plan)
                     and not node.driver_internal_info.get("agent_url")
                     and self._boot_service_ramdisk(task)):
                 return str(states.SERVICEWAIT)
-            self._expose(task, record)
-        except exception.InstanceDeployFailure as exc:
+            drive.expose(record, plan)
+        except ConfigDriveError as exc:
             if not taken_over:  # the failure handler saves the node: no plaintext in it
                 restored = dict(node.instance_info)
                 restored.pop("configdrive", None)
@@ -90,18 +93,9 @@ class UpdateStepMixin:
                     restored["configdrive"] = previous
                 node.instance_info = restored
             raise exception.NodeServicingFailure(
-                node=node.uuid, reason=str(exc).split(": ", 1)[-1]) from None
+                node=node.uuid, reason=scrub(exc.message)) from None
         LOG.info("Config drive of node %s updated in service", node.uuid)
         return None
-
-    def _needs_agent(self, task: Any, record: records.DriveRecord) -> bool:
-        """Whether exposing (or undoing the previous exposure) talks to the agent."""
-        # A virtual media fallback to the partition needs it too, but booting the ramdisk
-        # for every media update in case the BMC is busy would be worse: that one fails and
-        # says so.
-        if any(e.mechanism == expose_loader.PARTITION for e in record.exposures):
-            return True
-        return self._mechanism(task) == expose_loader.PARTITION
 
     def _boot_service_ramdisk(self, task: Any) -> bool:
         """Boot the agent; True when its heartbeat will resume servicing (not fast track)."""
@@ -115,3 +109,12 @@ class UpdateStepMixin:
         result = self.prepare_service(task)
         node.save()
         return result == states.SERVICEWAIT
+
+
+def _needs_agent(node: Any, record: records.DriveRecord, plan: ExposurePlan) -> bool:
+    """Whether exposing (or undoing the previous exposure) talks to the agent."""
+    # A virtual media fallback to the partition needs it too, but booting the ramdisk for
+    # every media update in case the BMC is busy would be worse: that one fails and says so.
+    return plan.needs_agent or any(
+        expose_loader.capabilities_of(e.mechanism, node=node.uuid).needs_agent
+        for e in record.exposures)

@@ -9,7 +9,8 @@ add mechanisms through the ``ironic_configdrive.exposers`` entry point namespace
 from __future__ import annotations
 
 import abc
-from typing import Any
+import dataclasses
+from typing import Any, ClassVar
 
 from ironic_configdrive.image.errors import ConfigDriveError
 from ironic_configdrive.store.base import StoredImage
@@ -26,11 +27,29 @@ class SlotBusyError(ExposureError):
     """Virtual media: the BMC has no free slot that accepts the drive."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What a mechanism needs and leaves behind; the plan is resolved from these alone."""
+
+    #: It can be handed a sealed (encrypted) image together with its key.
+    takes_sealed: bool
+    #: It decodes a gzip-compressed image itself (a BMC cannot).
+    takes_compressed: bool
+    #: It talks to the agent running on the node.
+    needs_agent: bool
+    #: It leaves the drive's bytes on the node's disk: erase them at cleaning.
+    writes_disk: bool
+    #: The node keeps reading the URL while attached (a BMC serving virtual media): a URL
+    #: that dies with its conductor must be re-served by the conductor taking over.
+    reads_url_while_attached: bool
+
+
 class ConfigDriveExposer(abc.ABC):
     """Base class of exposure plugins."""
 
     #: The entry point name, e.g. "partition".
     name: str = ""
+    capabilities: ClassVar[Capabilities]
 
     @abc.abstractmethod
     def validate(self, task: Any) -> None:

@@ -3,7 +3,9 @@
 ``[configdrive]exposure`` sets the default; a node overrides it with
 ``instance_info['configdrive_exposure']`` (wins) or ``driver_info['configdrive_exposure']``.
 ``auto`` means virtual media when the node has Redfish credentials, falling back to the
-partition mechanism when its BMC has no free slot.
+partition mechanism when its BMC has no free slot. :func:`resolve` turns that into an
+:class:`~ironic_configdrive.expose.plan.ExposurePlan`; this is the only module that names
+mechanisms.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import stevedore
 from oslo_config import cfg
 
 from ironic_configdrive import conf
-from ironic_configdrive.expose.base import ConfigDriveExposer, ExposureError, SlotBusyError
+from ironic_configdrive.expose.base import (
+    Capabilities,
+    ConfigDriveExposer,
+    ExposureError,
+    SlotBusyError,
+)
+from ironic_configdrive.expose.plan import ExposurePlan, Mechanism
 from ironic_configdrive.store.base import StoredImage
 
 LOG = logging.getLogger(__name__)
@@ -81,59 +89,69 @@ def _has_redfish(node: Any) -> bool:
     return bool((node.driver_info or {}).get("redfish_address"))
 
 
-def choose_mechanism(task: Any) -> str:
-    """The mechanism to try first for ``task.node`` (``auto`` resolved)."""
-    requested = requested_mechanism(task.node)
+def _mechanism(name: str, node: Any) -> Mechanism:
+    return Mechanism(name, get_exposer(name, node=node.uuid).capabilities)
+
+
+def resolve(node: Any) -> ExposurePlan:
+    """The plan for ``node``: ``auto`` resolved, the fallback decided; ExposureError if the
+    node asks for an unknown mechanism."""
+    requested = requested_mechanism(node)
     if requested == AUTO:
-        return VIRTUAL_MEDIA if _has_redfish(task.node) else PARTITION
-    return requested
+        first = VIRTUAL_MEDIA if _has_redfish(node) else PARTITION
+    else:
+        first = requested
+    fallback = None
+    if first == VIRTUAL_MEDIA and (
+            requested == AUTO or CONF.configdrive.virtual_media_fallback == PARTITION):
+        fallback = _mechanism(PARTITION, node)
+    return ExposurePlan(_mechanism(first, node), fallback)
+
+
+def capabilities_of(name: str, *, node: str = "-") -> Capabilities:
+    return get_exposer(name, node=node).capabilities
 
 
 def validate(task: Any) -> None:
     """Check the node can use its mechanism (and its fallback); raise ExposureError."""
-    requested = requested_mechanism(task.node)
-    mechanism = choose_mechanism(task)
-    get_exposer(mechanism, node=task.node.uuid).validate(task)
-    if mechanism == VIRTUAL_MEDIA and _falls_back(requested):
-        get_exposer(PARTITION, node=task.node.uuid).validate(task)
+    for mechanism in resolve(task.node).mechanisms:
+        get_exposer(mechanism.name, node=task.node.uuid).validate(task)
 
 
-def _falls_back(requested: str) -> bool:
-    return requested == AUTO or CONF.configdrive.virtual_media_fallback == PARTITION
+def attach(task: Any, plan: ExposurePlan, image: StoredImage,
+           fallback_image: StoredImage | None = None) -> tuple[str, dict[str, Any]]:
+    """Attach with the plan's first mechanism; on a busy BMC with its fallback.
 
-
-def attach_with_fallback(task: Any, image: StoredImage,
-                         fallback_image: StoredImage | None = None) -> dict[str, Any]:
-    """Attach with the chosen mechanism; on a busy BMC fall back to the partition one.
-
-    Falls back when the node asked for ``auto`` or ``[configdrive]virtual_media_fallback``
-    is ``partition``; otherwise the :class:`SlotBusyError` propagates. The partition
-    mechanism needs the agent, so call this while the agent runs. ``fallback_image`` is
-    what the agent gets then, if not ``image`` (the encrypted original rather than the
-    plain copy made for the BMC).
+    Returns the mechanism used and its record. ``fallback_image`` is what the fallback gets,
+    if not ``image`` (the encrypted original rather than the plain copy made for a BMC).
+    Without a fallback in the plan, the :class:`SlotBusyError` propagates.
     """
     node = task.node
-    requested = requested_mechanism(node)
-    mechanism = choose_mechanism(task)
-    exposer = get_exposer(mechanism, node=node.uuid)
     try:
-        return exposer.attach(task, image)
+        return plan.primary.name, get_exposer(plan.primary.name, node=node.uuid).attach(
+            task, image)
     except SlotBusyError as exc:
-        if mechanism != VIRTUAL_MEDIA or not _falls_back(requested):
+        if plan.fallback is None:
             raise
-        LOG.warning("Node %s: %s; falling back to the partition mechanism", node.uuid,
-                    exc.message)
-    record = get_exposer(PARTITION, node=node.uuid).attach(task, fallback_image or image)
-    record["fallback_from"] = VIRTUAL_MEDIA
-    return record
+        LOG.warning("Node %s: %s; falling back to the %s mechanism", node.uuid,
+                    exc.message, plan.fallback.name)
+    record = get_exposer(plan.fallback.name, node=node.uuid).attach(
+        task, fallback_image or image)
+    record["fallback_from"] = plan.primary.name
+    return plan.fallback.name, record
 
 
-def detach(task: Any, record: dict[str, Any] | None) -> None:
-    """Undo an attach from its record (no record: nothing was attached)."""
-    if not record:
-        return
-    mechanism = record.get("mechanism")
-    if not mechanism:
-        raise ExposureError(mechanism="?", node=task.node.uuid,
-                            reason=f"the exposure record has no mechanism: {sorted(record)}")
-    get_exposer(str(mechanism), node=task.node.uuid).detach(task, record)
+def detach(task: Any, mechanism: str, record: dict[str, Any] | None) -> None:
+    """Undo an attach from its record."""
+    get_exposer(mechanism, node=task.node.uuid).detach(task, record or {"mechanism": mechanism})
+
+
+def rollback(task: Any, plan: ExposurePlan) -> None:
+    """Undo whatever a failed :func:`attach` may have left, for every mechanism it tried."""
+    for mechanism in plan.mechanisms:
+        try:
+            get_exposer(mechanism.name, node=task.node.uuid).rollback(
+                task, {"mechanism": mechanism.name})
+        except ExposureError as exc:
+            LOG.warning("Node %s: rollback of the %s exposure failed: %s", task.node.uuid,
+                        mechanism.name, exc.message)

@@ -16,9 +16,10 @@ from typing import Any
 from oslo_config import cfg
 
 from ironic_configdrive import conf
-from ironic_configdrive.expose.base import ConfigDriveExposer, ExposureError
+from ironic_configdrive.expose.base import Capabilities, ConfigDriveExposer, ExposureError
 from ironic_configdrive.image import formats, sealing
 from ironic_configdrive.masking import scrub
+from ironic_configdrive.node_options import node_option
 from ironic_configdrive.store.base import StoredImage
 
 LOG = logging.getLogger(__name__)
@@ -35,17 +36,9 @@ _RUNNING = "RUNNING"
 _SUCCEEDED = "SUCCEEDED"
 
 
-def _node_option(node: Any, key: str) -> Any:
-    """instance_info wins over driver_info (the instance owner asks, the operator defaults)."""
-    value = (node.instance_info or {}).get(key)
-    if value in (None, ""):
-        value = (node.driver_info or {}).get(key)
-    return None if value == "" else value
-
-
 def target_device(node: Any) -> str:
     """The device the agent writes to: explicit ``configdrive_device`` or ``"root"``."""
-    device = _node_option(node, "configdrive_device")
+    device = node_option(node, "configdrive_device")
     return str(device) if device else ROOT_DEVICE
 
 
@@ -67,6 +60,8 @@ class PartitionExposer(ConfigDriveExposer):
     """Have the node's running agent write the drive to a config-2 partition."""
 
     name = "partition"
+    capabilities = Capabilities(takes_sealed=True, takes_compressed=True, needs_agent=True,
+                                writes_disk=True, reads_url_while_attached=False)
 
     #: Seams for tests: the clock and the sleep between status polls.
     _clock: Callable[[], float] = staticmethod(time.monotonic)
@@ -74,13 +69,13 @@ class PartitionExposer(ConfigDriveExposer):
 
     def validate(self, task: Any) -> None:
         node = task.node
-        fmt = _node_option(node, "configdrive_format")
+        fmt = node_option(node, "configdrive_format")
         if fmt is not None and fmt not in formats.FORMATS:
             raise ExposureError(
                 mechanism=self.name, node=node.uuid,
                 reason=f"configdrive_format {fmt!r} is not one of "
                        f"{', '.join(formats.FORMATS)}; fix instance_info/driver_info")
-        device = _node_option(node, "configdrive_device")
+        device = node_option(node, "configdrive_device")
         if device is not None and (not isinstance(device, str)
                                    or not (device == ROOT_DEVICE or device.startswith("/dev/"))):
             raise ExposureError(
@@ -108,7 +103,7 @@ class PartitionExposer(ConfigDriveExposer):
             params["sha256"] = image.sha256
         if image.size:
             params["size"] = image.size
-        fmt = _node_option(node, "configdrive_format")
+        fmt = node_option(node, "configdrive_format")
         if fmt:
             params["format"] = fmt
         LOG.info("Asking the agent on node %s to write its config drive to device %s "

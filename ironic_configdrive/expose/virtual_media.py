@@ -33,7 +33,12 @@ from oslo_config import cfg
 from sushy import exceptions as sushy_exc
 
 from ironic_configdrive import conf
-from ironic_configdrive.expose.base import ConfigDriveExposer, ExposureError, SlotBusyError
+from ironic_configdrive.expose.base import (
+    Capabilities,
+    ConfigDriveExposer,
+    ExposureError,
+    SlotBusyError,
+)
 from ironic_configdrive.image import formats
 from ironic_configdrive.masking import mask_url, scrub
 from ironic_configdrive.store.base import StoredImage
@@ -63,6 +68,8 @@ class VirtualMediaExposer(ConfigDriveExposer):
     """Insert the stored image into a virtual CD or USB slot of the node's BMC."""
 
     name = "virtual_media"
+    capabilities = Capabilities(takes_sealed=False, takes_compressed=False, needs_agent=False,
+                                writes_disk=False, reads_url_while_attached=True)
 
     #: Seams for tests.
     _clock: Callable[[], float] = staticmethod(time.monotonic)

@@ -1,7 +1,9 @@
 """The ``http`` store: config drives as files under Ironic's HTTP root.
 
 Files live in ``[deploy]http_root/[configdrive]http_subdir`` (directory mode 0750) and are
-served by whatever already serves ``[deploy]http_url`` to agents and BMCs. Names carry 256
+served by whatever already serves ``[deploy]http_url`` to agents and BMCs. Unless
+``[configdrive]http_root_shared`` says every conductor mounts the same root, the files belong
+to the conductor that wrote them (``host_local``): records name it as their holder. Names carry 256
 random bits (``secrets.token_urlsafe``) because the web server has no access control: the
 name is the secret, like a temp URL signature. Files are written to a temporary name and
 renamed, so a reader never sees half an image, and get mode 0640. Compressed images end in
@@ -16,12 +18,19 @@ import logging
 import os
 import secrets
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ironic_configdrive.store import common
-from ironic_configdrive.store.base import GZIP, ConfigDriveStore, StoredImage, StoreError
+from ironic_configdrive.store.base import (
+    GZIP,
+    ConfigDriveStore,
+    Listed,
+    StoredImage,
+    StoreError,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -55,6 +64,9 @@ class HttpStore(ConfigDriveStore):
         self.http_url: str | None = http_url or conf.deploy.http_url
         self.subdir: str = (subdir if subdir is not None else conf.configdrive.http_subdir)
         self.subdir = self.subdir.strip("/")
+        # Files on this conductor's own disk belong to it, unless every conductor mounts
+        # the same http_root.
+        self.host_local = not conf.configdrive.http_root_shared
         if not self.subdir or ".." in Path(self.subdir).parts:
             raise StoreError(store=self.name, node="<any>",
                              reason=f"[configdrive]http_subdir {self.subdir!r} must be a "
@@ -110,16 +122,54 @@ class HttpStore(ConfigDriveStore):
         os.close(fd)
         os.unlink(probe)
 
-    def put(self, node_uuid: str, image: bytes, *, deploy_id: str,
-            encoding: str = GZIP, key: bytes | None = None) -> StoredImage:
+    def locate(self, node_uuid: str, image: bytes, *, deploy_id: str,
+               encoding: str = GZIP, sealed: bool = False) -> str:
         common.check_id(self.name, node_uuid, "node UUID", node_uuid)
         common.check_id(self.name, node_uuid, "deploy id", deploy_id)
+        suffix = common.suffix(image, encoding, sealed, GZIP_SUFFIX)
+        return f"{self.subdir}/{node_uuid}.{deploy_id}.{secrets.token_urlsafe(32)}{suffix}"
+
+    def list_stored(self, *, limit: int) -> list[Listed]:
+        directory = self.directory
+        found: list[Listed] = []
+        now = time.time()
+        try:
+            entries = os.scandir(directory)
+        except FileNotFoundError:
+            return found
+        except OSError as exc:
+            raise self._error("<any>", f"cannot list {directory}: {exc.strerror}; make "
+                                       "[deploy]http_root readable by the conductor") from exc
+        with entries:
+            for entry in entries:
+                parts = entry.name.split(".")
+                if (len(parts) < 4 or entry.name.startswith(".")
+                        or not entry.name.endswith(SUFFIXES) or not entry.is_file()):
+                    continue
+                try:
+                    age = now - entry.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                found.append(Listed(location=f"{self.subdir}/{entry.name}",
+                                    node_uuid=parts[0], deploy_id=parts[1], age=age))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def put(self, node_uuid: str, image: bytes, *, deploy_id: str,
+            encoding: str = GZIP, key: bytes | None = None,
+            location: str | None = None) -> StoredImage:
+        sealed = key is not None
+        if location is None:
+            location = self.locate(node_uuid, image, deploy_id=deploy_id, encoding=encoding,
+                                   sealed=sealed)
+        name = self._path_of(location, node_uuid).name
+        if not name.startswith(f"{node_uuid}.{deploy_id}."):
+            raise self._error(node_uuid, "the location given is not this deploy's; this is a "
+                                         "bug in the caller, please report it")
         self._require_url(node_uuid)
         data, sha256, size = common.encode(self.name, node_uuid, image, encoding, key)
         directory = self._prepare_dir(node_uuid)
-        sealed = key is not None
-        suffix = common.suffix(image, encoding, sealed, GZIP_SUFFIX)
-        name = f"{node_uuid}.{deploy_id}.{secrets.token_urlsafe(32)}{suffix}"
         tmp_path: str | None = None
         try:
             fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
@@ -143,7 +193,6 @@ class HttpStore(ConfigDriveStore):
             if tmp_path is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_path)
-        location = f"{self.subdir}/{name}"
         LOG.info("Stored config drive of node %s as %s/%s (%d bytes, %d stored, %s%s)",
                  node_uuid, self.subdir, _masked_name(name), size, len(data), encoding,
                  ", encrypted" if sealed else "")

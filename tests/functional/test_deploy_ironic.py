@@ -142,7 +142,7 @@ class TestDeployInsideIronic(DeployInsideIronicBase):
         self.assertIn(SECRET.encode(), tree["openstack/latest/user_data"])
         record = records.load(node)
         assert record is not None and record.stored is not None
-        self.assertEqual(hashlib.sha256(raw).hexdigest(), record.stored["sha256"])
+        self.assertEqual(hashlib.sha256(raw).hexdigest(), record.stored.sha256)
         self.assertEqual("/dev/fake2", record.exposures[0].record["partition"])
 
         # The deploy ends (tear_down_agent powers the node off, which forgets the agent URL);
@@ -321,9 +321,9 @@ class TestVirtualMediaDeployInsideIronic(DeployInsideIronicBase):
         node.refresh()
         record = records.load(node)
         assert record is not None and record.stored is not None
-        self.assertEqual("identity", record.stored["encoding"])
-        self.assertEqual(hashlib.sha256(raw).hexdigest(), record.stored["sha256"])
-        self.assertEqual(len(raw), record.stored["size"])
+        self.assertEqual("identity", record.stored.encoding)
+        self.assertEqual(hashlib.sha256(raw).hexdigest(), record.stored.sha256)
+        self.assertEqual(len(raw), record.stored.size)
 
         self.assertIsNone(self._step(node, "write_configdrive", deploy.WRITE_PRIORITY))
         state = self.emulator.vmedia("Cd")
@@ -383,7 +383,7 @@ class TestVirtualMediaDeployInsideIronic(DeployInsideIronicBase):
         assert record is not None
         self.assertEqual(["partition"], [e.mechanism for e in record.exposures])
         self.assertEqual("virtual_media", record.exposures[0].record["fallback_from"])
-        self.assertEqual({"device": "root"}, record.erase)
+        self.assertEqual(records.Erase("root"), record.erase)
 
     def test_rebuild_after_switching_to_virtual_media_stores_the_drive_raw(self) -> None:
         self.config(encrypt_at_rest=False, group="configdrive")  # the plain path
@@ -408,7 +408,7 @@ class TestVirtualMediaDeployInsideIronic(DeployInsideIronicBase):
         node.refresh()
         record = records.load(node)
         assert record is not None and record.stored is not None
-        self.assertEqual("identity", record.stored["encoding"])
+        self.assertEqual("identity", record.stored.encoding)
         self.assertEqual(["virtual_media"], [e.mechanism for e in record.exposures])
 
     def test_encrypted_drive_is_served_plain_only_while_attached(self) -> None:

@@ -25,7 +25,7 @@ from ironic.objects import node_history
 from ironic.tests.unit.db import base as db_base
 from ironic.tests.unit.objects import utils as obj_utils
 
-from ironic_configdrive import deploy, image, records
+from ironic_configdrive import deploy, image, lifecycle, records
 from ironic_configdrive.image import sealing
 from ironic_configdrive.expose import loader as expose_loader
 from ironic_configdrive.expose.base import (
@@ -33,8 +33,10 @@ from ironic_configdrive.expose.base import (
     ExposureError,
     SlotBusyError,
 )
+from ironic_configdrive.expose.partition import PartitionExposer
+from ironic_configdrive.expose.virtual_media import VirtualMediaExposer
 from ironic_configdrive.store import loader as store_loader
-from ironic_configdrive.store.base import ConfigDriveStore, StoredImage, StoreError
+from ironic_configdrive.store.base import ConfigDriveStore, Listed, StoredImage, StoreError
 from tests.fixtures.logs import enable_all_loggers
 
 SECRET = "SECRET-userdata-5f2c9e"
@@ -69,11 +71,21 @@ class FakeStore(ConfigDriveStore):
         if self.invalid:
             raise StoreError(store=self.name, node="<any>", reason=self.invalid)
 
+    def locate(self, node_uuid: str, image: bytes, *, deploy_id: str,
+               encoding: str = "gzip", sealed: bool = False) -> str:
+        return f"c/{node_uuid}-{deploy_id}-{encoding}{'-sealed' if sealed else ''}"
+
+    def list_stored(self, *, limit: int) -> list[Listed]:
+        return [Listed(location, location[2:38], location[39:71], age=3600.0)
+                for location in list(self.objects)[:limit]]
+
     def put(self, node_uuid: str, image: bytes, *, deploy_id: str,
-            encoding: str = "gzip", key: bytes | None = None) -> StoredImage:
+            encoding: str = "gzip", key: bytes | None = None,
+            location: str | None = None) -> StoredImage:
         if self.fail_put:
             raise StoreError(store=self.name, node=node_uuid, reason=self.fail_put)
-        location = f"c/{node_uuid}-{deploy_id}{'-sealed' if key is not None else ''}"
+        assert location == self.locate(node_uuid, image, deploy_id=deploy_id,
+                                       encoding=encoding, sealed=key is not None)
         # Sealed objects are kept sealed, so tests see what a real store would hold.
         self.objects[location] = image if key is None else sealing.seal(image, key)
         self.encodings[location] = encoding
@@ -93,6 +105,9 @@ class FakeStore(ConfigDriveStore):
 class FakeExposer(ConfigDriveExposer):
     def __init__(self, name: str) -> None:
         self.name = name
+        # What the real plugin of that name declares: the plan is resolved from it.
+        self.capabilities = {"partition": PartitionExposer.capabilities,  # type: ignore[misc]
+                             "virtual_media": VirtualMediaExposer.capabilities}[name]
         self.attached: list[StoredImage] = []
         self.detached: list[dict[str, Any]] = []
         self.rolled_back: list[dict[str, Any]] = []
@@ -282,8 +297,8 @@ class TestWriteImage(DeployTestBase):
         meta = image.read_tree(raw)["openstack/latest/meta_data.json"]
         self.assertIn(self.node.uuid.encode(), meta)  # Ironic's default uuid
         self.assertIn(SECRET.encode(), image.read_tree(raw)["openstack/latest/user_data"])
-        self.assertEqual(_sha(raw), record.stored["sha256"])
-        self.assertEqual(len(raw), record.stored["size"])
+        self.assertEqual(_sha(raw), record.stored.sha256)
+        self.assertEqual(len(raw), record.stored.size)
         # instance_info keeps only a reference; nothing secret in either place
         self.assertTrue(record.matches(self.node.instance_info["configdrive"]))
         self.assertNotIn(SECRET, repr(self.node.instance_info))
@@ -330,9 +345,12 @@ class TestWriteImage(DeployTestBase):
     def test_stored_raw_when_virtual_media_may_show_it(self) -> None:
         cases = [({"exposure": "partition"}, {}, "gzip"),
                  ({"exposure": "virtual_media"}, {}, "identity"),
-                 ({"exposure": "auto"}, {}, "identity"),
+                 ({"exposure": "auto"}, {"redfish_address": "https://bmc"}, "identity"),
+                 # auto without a BMC to show it resolves to the agent: compressed
+                 ({"exposure": "auto"}, {}, "gzip"),
                  # the node's wish wins over the default
-                 ({"exposure": "partition"}, {"configdrive_exposure": "auto"}, "identity"),
+                 ({"exposure": "partition"}, {"configdrive_exposure": "auto",
+                                              "redfish_address": "https://bmc"}, "identity"),
                  ({"exposure": "virtual_media"}, {"configdrive_exposure": "partition"},
                   "gzip")]
         for options, driver_info, expected in cases:
@@ -341,7 +359,7 @@ class TestWriteImage(DeployTestBase):
             self._write_image()
             record = self._record()
             assert record is not None and record.stored is not None
-            self.assertEqual(expected, record.stored["encoding"], (options, driver_info))
+            self.assertEqual(expected, record.stored.encoding, (options, driver_info))
             self.assertEqual(expected, self.store.encodings[str(record.location)])
             self._write_configdrive()
             [mechanism] = [m for m, e in self.exposers.items() if e.attached]
@@ -407,10 +425,10 @@ class TestWriteConfigdrive(DeployTestBase):
         assert record is not None
         [attached] = self.exposers["partition"].attached
         assert record.stored is not None
-        self.assertEqual(record.stored["sha256"], attached.sha256)
+        self.assertEqual(record.stored.sha256, attached.sha256)
         self.assertIn(SIGNATURE, attached.url)
         self.assertEqual(["partition"], [e.mechanism for e in record.exposures])
-        self.assertEqual({"device": "partition-dev"}, record.erase)
+        self.assertEqual(records.Erase("partition-dev"), record.erase)
         self.assertNotIn("temp_url_sig", repr(self.node.driver_internal_info))
 
     def test_virtual_media_needs_no_erase(self) -> None:
@@ -440,7 +458,7 @@ class TestWriteConfigdrive(DeployTestBase):
         record = self._record()
         assert record is not None
         self.assertEqual(["partition"], [e.mechanism for e in record.exposures])
-        self.assertEqual({"device": "partition-dev"}, record.erase)
+        self.assertEqual(records.Erase("partition-dev"), record.erase)
 
     def test_failure_rolls_back_and_deletes(self) -> None:
         self.exposers["partition"].error = ExposureError(
@@ -465,7 +483,7 @@ class TestWriteConfigdrive(DeployTestBase):
         record = self._record()
         assert record is not None
         self.assertIsNone(record.stored)
-        self.assertEqual({"device": "root"}, record.erase)  # a write may have begun
+        self.assertEqual(records.Erase("root"), record.erase)  # a write may have begun
 
     def test_retry_after_failure_asks_for_the_drive(self) -> None:
         self.exposers["partition"].error = ExposureError(
@@ -516,7 +534,7 @@ class TestRebuild(DeployTestBase):
         self._deploy()  # partition: stored compressed
         old = self._record()
         assert old is not None and old.stored is not None
-        self.assertEqual("gzip", old.stored["encoding"])
+        self.assertEqual("gzip", old.stored.encoding)
         self.config(exposure="virtual_media", virtual_media_fallback="fail",
                     group="configdrive")
         raw = self.store.objects[str(old.location)]
@@ -527,13 +545,13 @@ class TestRebuild(DeployTestBase):
             fetched.append(url)
             return raw
 
-        with mock.patch.object(deploy.source, "fetch", side_effect=fetch):
+        with mock.patch.object(lifecycle.source, "fetch", side_effect=fetch):
             self._deploy()  # rebuild without a new config drive
         new = self._record()
         assert new is not None and new.stored is not None
         self.assertEqual(old.deploy_id, new.deploy_id)
-        self.assertEqual("identity", new.stored["encoding"])
-        self.assertEqual(old.stored["sha256"], new.stored["sha256"])
+        self.assertEqual("identity", new.stored.encoding)
+        self.assertEqual(old.stored.sha256, new.stored.sha256)
         self.assertEqual([str(new.location)], list(self.store.objects))  # old one deleted
         self.assertEqual("identity", self.store.encodings[str(new.location)])
         [attached] = self.exposers["virtual_media"].attached
@@ -544,7 +562,7 @@ class TestRebuild(DeployTestBase):
     def test_rebuild_for_virtual_media_refuses_a_changed_object(self) -> None:
         self._deploy()
         self.config(exposure="virtual_media", group="configdrive")
-        with mock.patch.object(deploy.source, "fetch", return_value=b"tampered"), \
+        with mock.patch.object(lifecycle.source, "fetch", return_value=b"tampered"), \
                 task_manager.acquire(self.context, self.node.uuid) as task:
             exc = self.assertRaises(exception.InstanceDeployFailure,
                                     task.driver.deploy.write_image, task)
@@ -589,8 +607,8 @@ class TestTeardown(DeployTestBase):
         self.assertIsNone(record.stored)
         self.assertEqual([], record.exposures)
         assert record.erase is not None
-        self.assertEqual("partition-dev", record.erase["device"])
-        self.assertNotIn("warning", record.erase)
+        self.assertEqual("partition-dev", record.erase.device)
+        self.assertIsNone(record.erase.warning)
 
     def test_automated_clean_disabled_warns(self) -> None:
         self.config(automated_clean=False, group="conductor")
@@ -601,7 +619,7 @@ class TestTeardown(DeployTestBase):
         self.assertIn("Automated cleaning is disabled", logs.output)
         record = self._record()
         assert record is not None and record.erase is not None
-        self.assertIn("erase_configdrive", record.erase["warning"])
+        self.assertIn("erase_configdrive", record.erase.warning)
         events = [h.event for h in node_history.NodeHistory.list_by_node_id(
             self.context, self.node.id)]
         self.assertTrue(any("Automated cleaning is disabled" in e for e in events))
@@ -680,7 +698,7 @@ class TestEraseCleanStep(DeployTestBase):
             params={"device": "partition-dev"}, wait=False)
         record = self._record()
         assert record is not None
-        self.assertEqual({"device": "partition-dev"}, record.erase)  # still pending
+        self.assertEqual(records.Erase("partition-dev"), record.erase)  # still pending
 
     def test_nothing_recorded_is_a_no_op(self) -> None:
         self.node = self._node(None)

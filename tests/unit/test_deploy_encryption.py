@@ -12,7 +12,7 @@ import fixtures
 from ironic.common import exception
 from ironic.conductor import task_manager
 
-from ironic_configdrive import deploy, keys
+from ironic_configdrive import deploy, keys, lifecycle
 from ironic_configdrive.expose.base import ExposureError
 from ironic_configdrive.image import sealing
 from ironic_configdrive.store import loader as store_loader
@@ -28,7 +28,7 @@ class EncryptionTestBase(DeployTestBase):
         super().setUp()
         self.config(encrypt_at_rest=True, group="configdrive")
         self.fetched: list[str] = []
-        self.useFixture(fixtures.MockPatchObject(deploy.source, "fetch", self._fetch))
+        self.useFixture(fixtures.MockPatchObject(lifecycle.source, "fetch", self._fetch))
 
     def _fetch(self, url: str, *, cap: int, key: bytes | None = None, **_: Any) -> bytes:
         """What source.fetch does, from the fake store's objects (sealed or not)."""
@@ -64,7 +64,7 @@ class TestPartitionMechanism(EncryptionTestBase):
         self.assertNotIn(attached.key.hex(), dumped)
         self.assertNotIn(SECRET, dumped)
         kek = keys.load_kek(self._kek_path())
-        self.assertEqual(attached.key, keys.unwrap(kek, record.stored["wrapped_key"],
+        self.assertEqual(attached.key, keys.unwrap(kek, record.stored.wrapped_key,
                                                    path=self._kek_path()))
         self.assertIn("ironic_configdrive", self.node.instance_info["configdrive"])
 
@@ -140,7 +140,7 @@ class TestVirtualMedia(EncryptionTestBase):
         self.assertEqual([attached.location], list(self.copies.objects))
         record = self._record()
         assert record is not None
-        self.assertEqual([attached.location], [s["location"] for s in record.served])
+        self.assertEqual([attached.location], [s.location for s in record.served])
         self.assertNotIn(SIGNATURE, json.dumps(self.node.driver_internal_info))
 
     def test_teardown_deletes_copy_and_original(self) -> None:

@@ -28,9 +28,11 @@ class FakeNode:
 
 def _record() -> records.DriveRecord:
     return records.DriveRecord(
-        deploy_id="d1", stored=STORED.record(),
+        deploy_id="d1", stored=records.StoredRef.of(STORED, wrapped_key="w"),
         exposures=[records.Exposure("partition", {"mechanism": "partition", "device": "root"})],
-        erase={"device": "root"}, stale=[{"store": "swift", "location": "cont/old"}])
+        erase=records.Erase("root"),
+        stale=[records.StoredRef(store="swift", location="cont/old")],
+        served=[records.StoredRef(store="http", location="cd/copy.iso", holder="c1")])
 
 
 def test_round_trip_is_json_and_has_no_url() -> None:
@@ -51,7 +53,9 @@ def test_save_none_removes() -> None:
 
 
 def test_stored_image_with_fresh_url() -> None:
-    image = _record().stored_image("https://s/cont/obj?sig=fresh")
+    stored = _record().stored
+    assert stored is not None
+    image = stored.image("https://s/cont/obj?sig=fresh")
     assert image == StoredImage(store="swift", location="cont/obj",
                                 url="https://s/cont/obj?sig=fresh", sha256="ab" * 32,
                                 size=2048, expires_at=10.0)
@@ -61,17 +65,50 @@ def test_stored_image_keeps_the_raw_encoding() -> None:
     # Virtual media refuses anything but a raw image: the encoding must survive the record.
     raw = StoredImage(store="http", location="cd/n.d.x.iso", url="http://h/cd/n.d.x.iso",
                       sha256="cd" * 32, size=4096, encoding="identity")
-    record = records.DriveRecord(deploy_id="d1", stored=raw.record())
+    record = records.DriveRecord(deploy_id="d1", stored=records.StoredRef.of(raw))
     node = FakeNode()
     records.save(node, record)
     loaded = records.load(node)
-    assert loaded is not None
-    assert loaded.stored_image("http://h/cd/n.d.x.iso") == raw
+    assert loaded is not None and loaded.stored is not None
+    assert loaded.stored.image("http://h/cd/n.d.x.iso") == raw
 
 
-def test_stored_image_without_object() -> None:
-    with pytest.raises(InternalError):
-        records.DriveRecord(deploy_id="d").stored_image("u")
+def test_version_1_records_are_read() -> None:
+    # What conductors before the typed records wrote: plain dicts, no holder.
+    node = FakeNode()
+    node.driver_internal_info[records.RECORD_KEY] = {
+        "version": 1, "deploy_id": "d1",
+        "stored": {**STORED.record(), "wrapped_key": "w"}, "passthrough": False,
+        "exposures": [{"mechanism": "virtual_media", "record": {"slot": "Cd"}}],
+        "erase": {"device": "/dev/sda", "warning": "careful"},
+        "stale": [{"store": "swift", "location": "cont/old", "sha256": None, "size": None}],
+        "served": [{"store": "http", "location": "cd/x.iso", "encoding": "identity"}]}
+    record = records.load(node)
+    assert record is not None and record.stored is not None
+    assert (record.stored.wrapped_key, record.stored.holder) == ("w", None)
+    assert record.erase == records.Erase("/dev/sda", "careful")
+    assert [ref.location for ref in record.objects()] == ["cont/obj", "cont/old", "cd/x.iso"]
+    records.save(node, record)
+    assert node.driver_internal_info[records.RECORD_KEY]["version"] == records.VERSION
+
+
+def test_holder_decides_who_acts() -> None:
+    ref = records.StoredRef(store="http", location="cd/a.iso", holder="c1")
+    assert ref.held_elsewhere("c2", host_local=True)
+    assert not ref.held_elsewhere("c1", host_local=True)
+    assert not ref.held_elsewhere("c2", host_local=False)  # a shared root: anyone may act
+    assert not records.StoredRef(store="http", location="x").held_elsewhere(
+        "c2", host_local=True)  # recorded before holders existed: try locally
+
+
+def test_persist_drops_an_empty_record() -> None:
+    node = FakeNode()
+    saved: list[int] = []
+    node.save = lambda: saved.append(1)  # type: ignore[attr-defined]
+    records.persist(node, _record())
+    assert records.RECORD_KEY in node.driver_internal_info
+    records.persist(node, records.DriveRecord(deploy_id="d2"))
+    assert node.driver_internal_info == {} and saved == [1, 1]
 
 
 def test_reference() -> None:
@@ -109,14 +146,14 @@ def test_malformed(data: Any) -> None:
 
 def test_successor_carries_everything_pending_and_nothing_stored() -> None:
     old = records.DriveRecord(
-        deploy_id="old", stored={"store": "s", "location": "l"}, passthrough=False,
+        deploy_id="old", stored=records.StoredRef(store="s", location="l"), passthrough=False,
         exposures=[records.Exposure("virtual_media", {"device": "Cd"})],
-        erase={"device": "root"}, stale=[{"store": "s", "location": "gone"}],
-        served=[{"store": "http", "location": "copy"}])
+        erase=records.Erase("root"), stale=[records.StoredRef(store="s", location="gone")],
+        served=[records.StoredRef(store="http", location="copy", holder="c1")])
     new = old.successor("new", passthrough=True)
     assert (new.deploy_id, new.stored, new.passthrough) == ("new", None, True)
     expected = {**old.to_dict(), "deploy_id": "new", "stored": None, "passthrough": True}
     assert new.to_dict() == expected
-    new.stale.append({"store": "s", "location": "l"})
+    new.stale.append(records.StoredRef(store="s", location="l"))
     new.exposures.clear()
     assert len(old.stale) == 1 and len(old.exposures) == 1  # no list shared with the old one

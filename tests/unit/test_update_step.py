@@ -68,12 +68,12 @@ class TestUpdatePartition(UpdateTestBase):
         new = self._record()
         assert new is not None and new.stored is not None
         self.assertNotEqual(old.deploy_id, new.deploy_id)
-        self.assertEqual([new.stored["location"]], list(self.store.objects))
+        self.assertEqual([new.stored.location], list(self.store.objects))
         partition = self.exposers["partition"]
         self.assertEqual(2, len(partition.attached))
         self.assertEqual(1, len(partition.detached))  # the old partition went first
-        self.assertEqual(new.stored["sha256"], partition.attached[-1].sha256)
-        self.assertIn(NEW_SECRET.encode(), self.store.objects[new.stored["location"]])
+        self.assertEqual(new.stored.sha256, partition.attached[-1].sha256)
+        self.assertIn(NEW_SECRET.encode(), self.store.objects[new.stored.location])
         # The plaintext stays nowhere on the node: args and instance_info hold references.
         self.assertNotIn(NEW_SECRET, self._node_fields())
         self.assertEqual(self.node.instance_info["configdrive"],
@@ -87,7 +87,7 @@ class TestUpdatePartition(UpdateTestBase):
         self._service({})
         record = self._record()
         assert record is not None and record.stored is not None
-        self.assertIn(NEW_SECRET.encode(), self.store.objects[record.stored["location"]])
+        self.assertIn(NEW_SECRET.encode(), self.store.objects[record.stored.location])
 
     def test_missing_drive_is_a_clear_error(self) -> None:
         info = dict(self.node.instance_info)
@@ -126,7 +126,7 @@ class TestUpdateVirtualMedia(UpdateTestBase):
         self.assertEqual(2, len(media.attached))
         record = self._record()
         assert record is not None and record.stored is not None
-        self.assertEqual(record.stored["sha256"], media.attached[-1].sha256)
+        self.assertEqual(record.stored.sha256, media.attached[-1].sha256)
         self.assertEqual(1, len(self.store.objects))
 
 

@@ -149,11 +149,12 @@ def test_loader_runs_partition_by_default(make_task: Callable[..., Any],
     disk = loopdisk(128, layout=sgdisk("-o"))
     image = build_image({"meta_data": {"uuid": NODE}})
     task = make_task(configdrive_device=disk.device)
-    assert loader.choose_mechanism(task) == "partition"
+    plan = loader.resolve(task.node)
+    assert plan.primary.name == "partition"
     loader.get_exposer("partition")._sleep = lambda seconds: time.sleep(0.05)  # type: ignore[attr-defined]
-    record = loader.attach_with_fallback(task, stored(server, image))
+    used, record = loader.attach(task, plan, stored(server, image))
     assert blkid_config_drives(*disk_nodes(disk.device)) == [record["partition"]]
-    loader.detach(task, record)
+    loader.detach(task, used, record)
     assert blkid_config_drives(*disk_nodes(disk.device)) == []
 
 

@@ -208,13 +208,13 @@ class TestVirtualMedia(RedfishNodeTestCase):
 
     def test_loader_detach_dispatches_on_the_record(self) -> None:
         with self.acquire() as task:
-            self.assertEqual("partition", loader.choose_mechanism(task))  # the default
+            self.assertEqual("partition", loader.resolve(task.node).primary.name)  # default
             self.node.instance_info = {"configdrive_exposure": "virtual_media"}
             self.node.save()
         with self.acquire() as task:
-            record = loader.attach_with_fallback(task, self.stored())
-            self.assertEqual("virtual_media", record["mechanism"])
-            loader.detach(task, record)
+            used, record = loader.attach(task, loader.resolve(task.node), self.stored())
+            self.assertEqual(("virtual_media", "virtual_media"), (used, record["mechanism"]))
+            loader.detach(task, used, record)
         self.assertFalse(self.emulator.vmedia("Cd")["Inserted"])
 
 
@@ -254,11 +254,11 @@ class TestSingleSlot(RedfishNodeTestCase):
                         autospec=True, return_value=done) as command:
             self.config(virtual_media_fallback="partition", group="configdrive")
             with self.acquire() as task:
-                record = loader.attach_with_fallback(task, self.stored())
-            self.assertEqual("partition", record["mechanism"])
+                used, record = loader.attach(task, loader.resolve(task.node), self.stored())
+            self.assertEqual(("partition", "partition"), (used, record["mechanism"]))
             self.assertEqual("virtual_media", record["fallback_from"])
             self.assertEqual("configdrive.write", command.call_args.kwargs["method"])
             self.config(virtual_media_fallback="fail", group="configdrive")
             with self.acquire() as task, self.assertRaises(SlotBusyError):
-                loader.attach_with_fallback(task, self.stored())
+                loader.attach(task, loader.resolve(task.node), self.stored())
             self.assertEqual(1, command.call_count)

@@ -144,11 +144,11 @@ class TestCycles(SwiftDeployBase):
         node.refresh()
         record = records.load(node)
         assert record is not None and record.stored is not None, where
-        self.assertEqual([record.stored["location"].split("/", 1)[1]], objects, where)
+        self.assertEqual([record.stored.location.split("/", 1)[1]], objects, where)
         [exposure] = record.exposures
         self.assertEqual([exposure.record["partition"]], drives, where)
-        on_disk = read_node(drives[0], int(record.stored["size"]))
-        self.assertEqual(record.stored["sha256"], hashlib.sha256(on_disk).hexdigest(), where)
+        on_disk = read_node(drives[0], int(record.stored.size))
+        self.assertEqual(record.stored.sha256, hashlib.sha256(on_disk).hexdigest(), where)
         self.assertIn(f"cycle-{n}".encode(), on_disk, where)
 
     def test_cycles_leave_nothing_behind(self) -> None:

@@ -90,11 +90,11 @@ class TestSwiftFaultsWhileStoring(SwiftDeployBase):
         node.refresh()
         record = records.load(node)
         assert record is not None and record.stored is not None
-        self.assertEqual([record.stored["location"].split("/", 1)[1]], self.objects())
+        self.assertEqual([record.stored.location.split("/", 1)[1]], self.objects())
 
         self.assertIsNone(self._step(node, "write_configdrive", deploy.WRITE_PRIORITY))
         assert self.agent.disk is not None
-        self.assertEqual(record.stored["sha256"], hashlib.sha256(self.agent.disk).hexdigest())
+        self.assertEqual(record.stored.sha256, hashlib.sha256(self.agent.disk).hexdigest())
         self.assertIn(SECRET.encode(),
                       image.read_tree(self.agent.disk)["openstack/latest/user_data"])
 
@@ -181,7 +181,7 @@ class TestConductorRestart(SwiftDeployBase):
         node.refresh()
         record = records.load(node)
         assert record is not None
-        self.assertEqual({"device": "root"}, record.erase)
+        self.assertEqual(records.Erase("root"), record.erase)
 
         # Cleaning runs on yet another conductor once the agent heartbeats again.
         self._restart_conductor()

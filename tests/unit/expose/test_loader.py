@@ -48,19 +48,52 @@ def test_unknown_plugin() -> None:
     ("auto", dict(REDFISH), {}, "virtual_media"),
     ("partition", dict(REDFISH), {"configdrive_exposure": "auto"}, "virtual_media"),
 ])
-def test_choose_mechanism(conf: Any, make_task: Callable[..., Any], default: str,
-                          driver_info: dict[str, Any], instance_info: dict[str, Any],
-                          expected: str) -> None:
+def test_resolve_the_first_mechanism(conf: Any, make_task: Callable[..., Any], default: str,
+                                     driver_info: dict[str, Any],
+                                     instance_info: dict[str, Any], expected: str) -> None:
     conf.config(exposure=default, group="configdrive")
     task = make_task(driver_info=driver_info, instance_info=instance_info)
-    assert loader.choose_mechanism(task) == expected
+    assert loader.resolve(task.node).primary.name == expected
+
+
+@pytest.mark.parametrize(("requested", "fallback", "expected"), [
+    ("virtual_media", "partition", "partition"),
+    ("virtual_media", "fail", None),
+    ("auto", "fail", "partition"),
+    ("partition", "partition", None),
+])
+def test_resolve_the_fallback(conf: Any, make_task: Callable[..., Any], requested: str,
+                              fallback: str, expected: str | None) -> None:
+    conf.config(virtual_media_fallback=fallback, group="configdrive")
+    task = make_task(driver_info=dict(REDFISH), instance_info={"configdrive_exposure": requested})
+    plan = loader.resolve(task.node)
+    assert (plan.fallback.name if plan.fallback else None) == expected
+
+
+def test_plan_derives_needs_from_capabilities(conf: Any, make_task: Callable[..., Any]) -> None:
+    conf.config(virtual_media_fallback="fail", group="configdrive")
+    node = make_task(driver_info=dict(REDFISH)).node
+    node.instance_info = {"configdrive_exposure": "partition"}
+    agent = loader.resolve(node)
+    assert (agent.needs_agent, agent.may_write_disk) == (True, True)
+    assert (agent.store_encoding(sealed=False), agent.store_encoding(sealed=True)) == (
+        "gzip", "gzip")
+    assert not agent.needs_plain_copy(sealed=True)
+    node.instance_info = {"configdrive_exposure": "virtual_media"}
+    bmc = loader.resolve(node)
+    assert (bmc.needs_agent, bmc.may_write_disk) == (False, False)
+    assert (bmc.store_encoding(sealed=False), bmc.store_encoding(sealed=True)) == (
+        "identity", "gzip")  # sealed: the BMC gets a plain copy, the store keeps it small
+    assert bmc.needs_plain_copy(sealed=True) and not bmc.needs_plain_copy(sealed=False)
+    conf.config(virtual_media_fallback="partition", group="configdrive")
+    assert loader.resolve(node).may_write_disk  # the fallback may write the disk
 
 
 @pytest.mark.parametrize("value", ["floppy", 3])
 def test_invalid_mechanism(make_task: Callable[..., Any], value: Any) -> None:
     task = make_task(instance_info={"configdrive_exposure": value})
     with pytest.raises(ExposureError, match="instance_info/configdrive_exposure"):
-        loader.choose_mechanism(task)
+        loader.resolve(task.node)
 
 
 def _patched(vm_effect: Any) -> tuple[Any, Any]:
@@ -82,13 +115,15 @@ def test_attach_with_fallback(conf: Any, make_task: Callable[..., Any], requeste
     busy = SlotBusyError(mechanism="virtual_media", node="n", reason="busy")
     vm, part = _patched(busy)
     with vm as vm_attach, part as part_attach:
+        plan = loader.resolve(task.node)
         if falls_back:
-            record = loader.attach_with_fallback(task, IMAGE)
+            used, record = loader.attach(task, plan, IMAGE)
+            assert used == "partition"
             assert record == {"mechanism": "partition", "fallback_from": "virtual_media"}
             part_attach.assert_called_once_with(task, IMAGE)
         else:
             with pytest.raises(SlotBusyError):
-                loader.attach_with_fallback(task, IMAGE)
+                loader.attach(task, plan, IMAGE)
             part_attach.assert_not_called()
         vm_attach.assert_called_once_with(task, IMAGE)
 
@@ -98,7 +133,7 @@ def test_other_virtual_media_errors_do_not_fall_back(make_task: Callable[..., An
                      instance_info={"configdrive_exposure": "virtual_media"})
     vm, part = _patched(ExposureError(mechanism="virtual_media", node="n", reason="BMC down"))
     with vm, part as part_attach, pytest.raises(ExposureError, match="BMC down"):
-        loader.attach_with_fallback(task, IMAGE)
+        loader.attach(task, loader.resolve(task.node), IMAGE)
     part_attach.assert_not_called()
 
 
@@ -113,12 +148,13 @@ def test_validate_checks_the_fallback_too(conf: Any, make_task: Callable[..., An
     loader.validate(task)
 
 
-def test_detach_dispatches_on_the_record(make_task: Callable[..., Any]) -> None:
+def test_detach_dispatches_on_the_mechanism(make_task: Callable[..., Any]) -> None:
     task = make_task()
-    loader.detach(task, None)
-    loader.detach(task, {})
     with mock.patch.object(PartitionExposer, "detach") as detach:
-        loader.detach(task, {"mechanism": "partition", "device": "root"})
-    detach.assert_called_once_with(task, {"mechanism": "partition", "device": "root"})
-    with pytest.raises(ExposureError, match="no mechanism"):
-        loader.detach(task, {"device": "root"})
+        loader.detach(task, "partition", {"mechanism": "partition", "device": "root"})
+        loader.detach(task, "partition", {})
+    assert detach.call_args_list == [
+        mock.call(task, {"mechanism": "partition", "device": "root"}),
+        mock.call(task, {"mechanism": "partition"})]
+    with pytest.raises(ExposureError, match="installed: partition, virtual_media"):
+        loader.detach(task, "floppy", {})

@@ -1,0 +1,276 @@
+"""The drive's lifecycle across conductors and failures, inside Ironic's own test machinery.
+
+Holders of host-local files, failed ejects, takeovers and crash windows; the reconciler has
+its own module (test_reconciler.py). The stores and exposers are the fakes of test_deploy.py:
+one shared store (Swift-like) and one host-local store (the http store's files).
+"""
+
+# Selects oslo.service's threading backend before anything imports oslo.messaging.
+import ironic.tests.unit  # noqa: F401,I001  (must come first)
+
+from typing import Any
+from unittest import mock
+
+import fixtures
+from ironic.common import exception, states
+from ironic.conductor import task_manager
+from ironic import objects
+
+from ironic_configdrive import lifecycle, records
+from ironic_configdrive.expose.base import ExposureError
+from ironic_configdrive.image import sealing
+from ironic_configdrive.store import loader as store_loader
+from ironic_configdrive.store.base import StoredImage, StoreError
+from tests.unit.test_deploy import JSON_DRIVE, DeployTestBase, FakeStore
+
+OTHER_DRIVE = {**JSON_DRIVE, "meta_data": {"name": "other"}}
+
+
+class LifecycleTestBase(DeployTestBase):
+    """Two stores: ``shared`` for the drive (any conductor reaches it) and ``local`` for
+    files in this conductor's http_root (decrypted copies, or drives of the http store)."""
+
+    drive_store = "shared"
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.shared = FakeStore()
+        self.shared.name = "shared"
+        self.local = FakeStore()
+        self.local.name = "http"
+        self.local.host_local = True
+        self.stores = {"shared": self.shared, "http": self.local}
+        self.config(store=self.drive_store, group="configdrive")
+        self.useFixture(fixtures.MockPatchObject(
+            store_loader, "get_store",
+            lambda name=None: self.stores[name or self.drive_store]))
+        self.config(host="conductor-a")
+        self.vm = self.exposers["virtual_media"]
+        self.useFixture(fixtures.MockPatchObject(lifecycle.source, "fetch", self._fetch))
+
+    def _fetch(self, url: str, *, cap: int, key: bytes | None = None, **_: Any) -> bytes:
+        """What source.fetch does, from the fake stores' objects (sealed or not)."""
+        location = url.split("http://store.test/", 1)[1].split("?", 1)[0]
+        data = {**self.shared.objects, **self.local.objects}[location]
+        return sealing.open_sealed(data, key) if key is not None else data
+
+    def _virtual_media(self) -> None:
+        self.config(exposure="virtual_media", virtual_media_fallback="fail",
+                    encrypt_at_rest=True, group="configdrive")
+
+    def _as(self, host: str) -> None:
+        self.config(host=host)
+
+    def _tear_down(self) -> Any:
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            return task.driver.deploy.tear_down(task)
+
+    def _take_over(self) -> None:
+        self.node.refresh()
+        self.node.provision_state = states.ACTIVE
+        self.node.target_provision_state = None
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.take_over(task)
+
+
+class TestFailedEject(LifecycleTestBase):
+    def test_teardown_fails_after_deleting_every_copy(self) -> None:
+        self._virtual_media()
+        self._deploy()
+        self.assertEqual(1, len(self.local.objects))  # the decrypted copy for the BMC
+        self.vm.detach = mock.Mock(side_effect=ExposureError(  # type: ignore[method-assign]
+            mechanism="virtual_media", node=self.node.uuid, reason="BMC answered 500"))
+        exc = self.assertRaises(exception.InstanceDeployFailure, self._tear_down)
+        self.assertIn("still attached", str(exc))
+        self.assertIn("BMC answered 500", str(exc))
+        self.assertIn("eject the virtual media by hand", str(exc))
+        self.assertEqual({}, self.local.objects)  # no plaintext served any more
+        self.assertEqual({}, self.shared.objects)
+        record = self._record()
+        assert record is not None
+        self.assertEqual(["virtual_media"], [e.mechanism for e in record.exposures])
+        self.assertEqual([], record.served)
+
+    def test_next_deploy_refuses_until_the_media_is_gone(self) -> None:
+        self._virtual_media()
+        self._deploy()
+        self.vm.detach = mock.Mock(side_effect=ExposureError(  # type: ignore[method-assign]
+            mechanism="virtual_media", node=self.node.uuid, reason="BMC unreachable"))
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.clean_up(task)  # lenient: keeps the exposure recorded
+        self.node.refresh()
+        self.node.instance_info = dict(self.node.instance_info, configdrive=OTHER_DRIVE)
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            exc = self.assertRaises(exception.InstanceDeployFailure,
+                                    task.driver.deploy.write_image, task)
+        self.assertIn("previous config drive is still attached", str(exc))
+        self.assertEqual({}, self.shared.objects)  # nothing new stored
+        # The BMC is back: the same deploy goes through, detaching first.
+        del self.vm.detach
+        self.node.instance_info = dict(self.node.instance_info, configdrive=OTHER_DRIVE)
+        self.node.save()
+        self._deploy()
+        record = self._record()
+        assert record is not None
+        self.assertEqual(1, len(record.exposures))
+        self.assertEqual(1, len(self.vm.detached))
+
+
+class TestHolders(LifecycleTestBase):
+    drive_store = "http"
+
+    def test_files_of_another_conductor_stay_recorded_for_it(self) -> None:
+        self._virtual_media()
+        self._deploy()
+        self.assertEqual(2, len(self.local.objects))  # sealed drive and decrypted copy
+        record = self._record()
+        assert record is not None and record.stored is not None
+        self.assertEqual({"conductor-a"}, {ref.holder for ref in record.objects()})
+        self._as("conductor-b")
+        self._tear_down()
+        # conductor-b cannot reach conductor-a's disk: nothing deleted, nothing forgotten.
+        self.assertEqual(2, len(self.local.objects))
+        kept = self._record()
+        assert kept is not None
+        self.assertEqual(set(self.local.objects), {ref.location for ref in kept.stale})
+        self.assertEqual([], kept.exposures)
+        # Back on conductor-a, its reconciler deletes them and the record goes.
+        from ironic_configdrive import reconciler
+
+        self._as("conductor-a")
+        counts = reconciler.run(self.context)
+        self.assertEqual(2, counts.pending_deleted)
+        self.assertEqual({}, self.local.objects)
+        self.assertIsNone(self._record())
+
+    def test_rebuild_elsewhere_without_a_drive_says_who_holds_it(self) -> None:
+        self._deploy()
+        self._as("conductor-b")
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            exc = self.assertRaises(exception.InstanceDeployFailure,
+                                    task.driver.deploy.write_configdrive, task)
+        self.assertIn("held by conductor conductor-a", str(exc))
+        self.assertIn("passing the config drive", str(exc))
+
+    def test_rebuild_elsewhere_with_a_new_drive_leaves_the_old_file_to_its_holder(
+            self) -> None:
+        self._deploy()
+        old = self._record()
+        assert old is not None and old.stored is not None
+        self._as("conductor-b")
+        self.node.instance_info = dict(self.node.instance_info, configdrive=OTHER_DRIVE)
+        self.node.save()
+        self._deploy()
+        new = self._record()
+        assert new is not None and new.stored is not None
+        self.assertEqual("conductor-b", new.stored.holder)
+        self.assertEqual([old.stored], new.stale)
+        self.assertIn(old.stored.location, self.local.objects)
+
+
+class TestTakeover(LifecycleTestBase):
+    def test_virtual_media_is_served_again_by_the_new_conductor(self) -> None:
+        self._virtual_media()
+        self._deploy()
+        before = self._record()
+        assert before is not None
+        [old_copy] = before.served
+        self._as("conductor-b")
+        self._take_over()
+        after = self._record()
+        assert after is not None
+        [new_copy] = after.served
+        self.assertEqual("conductor-b", new_copy.holder)
+        self.assertEqual([old_copy], after.stale)  # for conductor-a's reconciler
+        self.assertIn(old_copy.location, self.local.objects)  # not ours to delete
+        self.assertEqual([before.exposures[0].record], self.vm.detached)
+        self.assertEqual(new_copy.location, self.vm.attached[-1].location)
+        self.assertEqual(2, len(self.vm.attached))
+
+    def test_media_from_a_shared_store_is_left_alone(self) -> None:
+        self.config(exposure="virtual_media", virtual_media_fallback="fail",
+                    encrypt_at_rest=False, group="configdrive")
+        self._deploy()
+        self._as("conductor-b")
+        self._take_over()
+        self.assertEqual([], self.vm.detached)
+        self.assertEqual(1, len(self.vm.attached))
+
+    def test_partition_needs_nothing(self) -> None:
+        self._deploy()
+        self._as("conductor-b")
+        self._take_over()
+        self.assertEqual([], self.exposers["partition"].detached)
+
+
+class TestTakeoverOfHostLocalDrives(LifecycleTestBase):
+    drive_store = "http"
+
+    def test_out_of_reach_is_reported_not_raised(self) -> None:
+        self._virtual_media()
+        self._deploy()
+        self._as("conductor-b")
+        self._take_over()  # must not raise: Ironic would retry the takeover forever
+        self.node.refresh()
+        self.assertIn("not re-exposed after a takeover", self.node.last_error)
+        self.assertIn("held by conductor conductor-a", self.node.last_error)
+        self.assertEqual([], self.vm.detached)  # the media was not ejected for nothing
+        record = self._record()
+        assert record is not None and len(record.exposures) == 1
+
+
+class TestIntentFirst(LifecycleTestBase):
+    def test_every_object_is_recorded_before_it_is_written(self) -> None:
+        self._virtual_media()
+        seen: list[tuple[str, bool]] = []
+
+        def put(store: FakeStore, node_uuid: str, image: bytes, **kwargs: Any) -> StoredImage:
+            node = objects.Node.get_by_uuid(self.context, node_uuid)  # what the DB holds
+            record = records.load(node)
+            recorded = record is not None and kwargs["location"] in {
+                ref.location for ref in record.objects()}
+            seen.append((kwargs["location"], recorded))
+            return original(store, node_uuid, image, **kwargs)
+
+        original = FakeStore.put
+        with mock.patch.object(FakeStore, "put", autospec=True, side_effect=put):
+            self._deploy()
+        self.assertEqual(2, len(seen))  # the sealed drive, then the copy for the BMC
+        self.assertEqual([True, True], [recorded for _, recorded in seen])
+
+    def test_a_crash_after_the_write_leaves_a_recorded_object(self) -> None:
+        def crash(store: FakeStore, node_uuid: str, image: bytes, **kwargs: Any) -> Any:
+            original(store, node_uuid, image, **kwargs)
+            raise RuntimeError("conductor died")
+
+        original = FakeStore.put
+        with mock.patch.object(FakeStore, "put", autospec=True, side_effect=crash), \
+                task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertRaises(RuntimeError, lifecycle.DriveLifecycle(task).take_over)
+        self.assertEqual(1, len(self.shared.objects))
+        self.node.refresh()
+        record = records.load(self.node)
+        assert record is not None
+        self.assertEqual(set(self.shared.objects), {ref.location for ref in record.stale})
+        self.assertNotIn("SECRET", repr(self.node.instance_info))  # never saved in clear
+
+    def test_a_failed_store_leaves_nothing(self) -> None:
+        self.shared.fail_put = "503 from the proxy"
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            exc = self.assertRaises(exception.InstanceDeployFailure,
+                                    task.driver.deploy.write_image, task)
+        self.assertIn("503 from the proxy", str(exc))
+        self.assertEqual({}, self.shared.objects)
+        record = self._record()
+        self.assertTrue(record is None or record.stale == [])
+
+    def test_store_errors_keep_the_object_for_the_reconciler(self) -> None:
+        self._deploy()
+        with mock.patch.object(FakeStore, "delete", autospec=True,
+                               side_effect=StoreError(store="shared", node="n", reason="503")):
+            self._tear_down()
+        record = self._record()
+        assert record is not None
+        self.assertEqual(set(self.shared.objects), {ref.location for ref in record.stale})
