@@ -85,3 +85,46 @@ def test_unsafe_ids_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not usable"):
         make_store(tmp_path).put("../x", b"x", deploy_id="d")
     assert not (tmp_path / "cd").exists()
+
+
+def test_locate_names_the_file_put_writes(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    location = store.locate(NODE, b"x", deploy_id="d", encoding="identity")
+    assert location.startswith(f"cd/{NODE}.d.") and location.endswith(".img")
+    assert store.locate(NODE, b"x", deploy_id="d") != store.locate(NODE, b"x", deploy_id="d")
+    stored = store.put(NODE, b"x", deploy_id="d", encoding="identity", location=location)
+    assert stored.location == location and (tmp_path / location).is_file()
+
+
+@pytest.mark.parametrize("location", [
+    "cd/other-node.d.x.gz", f"cd/{NODE}.other.x.gz", f"../{NODE}.d.x.gz", f"cd/{NODE}.d.x.txt"])
+def test_put_refuses_a_location_not_of_this_deploy(tmp_path: Path, location: str) -> None:
+    with pytest.raises(StoreError, match="config drive of this node|not this deploy's"):
+        make_store(tmp_path).put(NODE, b"x", deploy_id="d", location=location)
+    assert not any(tmp_path.rglob(f"*{NODE}*"))
+
+
+def test_list_stored_sees_ours_only(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    first = store.put(NODE, b"x", deploy_id="d1")
+    second = store.put(NODE, b"y" * 10, deploy_id="d2", encoding="identity")
+    (tmp_path / "cd" / ".tmp-half-written").write_bytes(b"z")
+    (tmp_path / "cd" / "index.html").write_bytes(b"")
+    (tmp_path / "cd" / "README").write_bytes(b"")
+    os.utime(tmp_path / first.location, (1, 1))
+    listed = sorted(store.list_stored(limit=10), key=lambda entry: entry.deploy_id)
+    assert [(e.location, e.node_uuid, e.deploy_id) for e in listed] == [
+        (first.location, NODE, "d1"), (second.location, NODE, "d2")]
+    assert listed[0].age is not None and listed[0].age > 10**9  # mtime 1970
+    assert listed[1].age is not None and listed[1].age < 60
+    assert len(store.list_stored(limit=1)) == 1
+
+
+def test_list_stored_without_a_directory_is_empty(tmp_path: Path) -> None:
+    assert make_store(tmp_path).list_stored(limit=10) == []
+
+
+def test_host_local_unless_the_root_is_shared(tmp_path: Path, conf: object) -> None:
+    assert make_store(tmp_path).host_local
+    conf.config(http_root_shared=True, group="configdrive")  # type: ignore[attr-defined]
+    assert not make_store(tmp_path).host_local
