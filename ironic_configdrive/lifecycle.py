@@ -140,16 +140,20 @@ class DriveLifecycle:
             # The previous drive's media must be gone before a new one is made.
             self._detach_all(old, strict=True)
         deploy_id = uuid.uuid4().hex
+        stored = None
+        if src.image is not None:
+            # While the new drive is written the previous record stays as it was (a failed
+            # write changes nothing) and names the write's intent; instance_info refers to it
+            # so that nothing persisted from here on carries the plaintext.
+            current = old if old is not None else DriveRecord(deploy_id=deploy_id)
+            self._refer(current, None)
+            stored = self._store(current, src.image, plan, deploy_id=deploy_id)
         new = (old.successor(deploy_id, passthrough=src.passthrough) if old is not None
                else DriveRecord(deploy_id=deploy_id, passthrough=src.passthrough))
         if old is not None and old.stored is not None:
             new.stale.append(old.stored)
-        # The record is persisted from here on (intent first): the plaintext must not be
-        # saved with it, so instance_info refers to the new record before anything else.
+        new.stored = stored
         self._refer(new, src.passthrough_url)
-        if src.image is not None:
-            self._store(new, src.image, plan)
-            self._refer(new, src.passthrough_url)
         self._persist(new, keep=True)
         self.drain(new, "stale")
         LOG.info("Config drive of node %s taken over (%s input, deploy %s)", node.uuid,
@@ -183,35 +187,38 @@ class DriveLifecycle:
     # -- storing ------------------------------------------------------------------------------
 
     def _put(self, record: DriveRecord, store: ConfigDriveStore, raw: bytes, *,
-             encoding: str, key: bytes | None = None,
+             deploy_id: str, encoding: str, key: bytes | None = None,
              wrapped_key: str | None = None) -> StoredRef:
-        """Write ``raw`` into ``store``, recorded as stale first: confirmed by the caller."""
-        location = store.locate(self.node.uuid, raw, deploy_id=record.deploy_id,
+        """Write ``raw`` into ``store``; the object is recorded in ``record.stale`` (and
+        persisted) before it is written, and unrecorded again in memory once written: the
+        caller records it where it belongs. A failed write leaves it recorded as stale."""
+        location = store.locate(self.node.uuid, raw, deploy_id=deploy_id,
                                 encoding=encoding, sealed=key is not None)
         holder = self.host if store.host_local else None
         intent = StoredRef(store=store.name, location=location, holder=holder)
         record.stale.append(intent)
-        self._persist(record)
-        stored = store.put(self.node.uuid, raw, deploy_id=record.deploy_id,
-                           encoding=encoding, key=key, location=location)
+        self._persist(record, keep=True)
+        stored = store.put(self.node.uuid, raw, deploy_id=deploy_id, encoding=encoding,
+                           key=key, location=location)
         record.stale.remove(intent)
         return StoredRef.of(stored, wrapped_key=wrapped_key, holder=holder)
 
-    def _store(self, record: DriveRecord, raw: bytes, plan: ExposurePlan) -> None:
-        """Store ``raw`` (sealed with a fresh key unless disabled) as the record's drive."""
+    def _store(self, record: DriveRecord, raw: bytes, plan: ExposurePlan, *,
+               deploy_id: str) -> StoredRef:
+        """Store ``raw`` (sealed with a fresh key unless disabled) for deploy ``deploy_id``;
+        the write is recorded in ``record`` while it happens."""
         key = sealing.new_key() if CONF.configdrive.encrypt_at_rest else None
         try:
             wrapped = None if key is None else keys.wrap(_kek(), key)
-            record.stored = self._put(record, store_loader.get_store(), raw,
-                                      encoding=plan.store_encoding(sealed=key is not None),
-                                      key=key, wrapped_key=wrapped)
+            return self._put(record, store_loader.get_store(), raw, deploy_id=deploy_id,
+                             encoding=plan.store_encoding(sealed=key is not None),
+                             key=key, wrapped_key=wrapped)
         except ConfigDriveError as exc:
             self._persist(record)
             self.drain(record, "stale")
             raise _error(self.node, "Could not store the config drive", exc,
                          "Check the [configdrive] store and key_file settings and deploy "
                          "again") from None
-        self._persist(record)
 
     def _restore_raw(self, record: DriveRecord) -> None:
         """Replace the compressed stored drive by a raw copy (same deploy, same content)."""
@@ -220,7 +227,8 @@ class DriveLifecycle:
         try:
             store = self._store_of(old)
             raw = _fetch_verified(self._url_of(store, old), old.sha256)
-            record.stored = self._put(record, store, raw, encoding=IDENTITY)
+            record.stored = self._put(record, store, raw, deploy_id=record.deploy_id,
+                                      encoding=IDENTITY)
         except ConfigDriveError as exc:
             self._persist(record)
             raise _error(self.node, "Could not store the config drive uncompressed for "
@@ -321,7 +329,8 @@ class DriveLifecycle:
         try:
             raw = _fetch_verified(sealed_image.url, sealed_image.sha256, key=sealed_image.key)
             store = store_loader.get_store(SERVED_COPY_STORE)
-            ref = self._put(record, store, raw, encoding=IDENTITY)
+            ref = self._put(record, store, raw, deploy_id=record.deploy_id,
+                            encoding=IDENTITY)
             copy = ref.image(store.url_for(ref.location, node_uuid=self.node.uuid))
         except ConfigDriveError as exc:
             self._persist(record)

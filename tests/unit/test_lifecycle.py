@@ -274,3 +274,24 @@ class TestIntentFirst(LifecycleTestBase):
         record = self._record()
         assert record is not None
         self.assertEqual(set(self.shared.objects), {ref.location for ref in record.stale})
+
+    def test_a_failed_store_on_rebuild_keeps_the_previous_drive(self) -> None:
+        self._deploy()
+        before = self._record()
+        assert before is not None and before.stored is not None
+        self.node.instance_info = dict(self.node.instance_info, configdrive=OTHER_DRIVE)
+        self.node.save()
+        self.shared.fail_put = "507 insufficient storage"
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertRaises(exception.InstanceDeployFailure,
+                              task.driver.deploy.write_image, task)
+        after = self._record()
+        assert after is not None
+        self.assertEqual(before.stored, after.stored)
+        self.assertEqual([], after.stale)
+        self.assertEqual([before.stored.location], list(self.shared.objects))
+        self.assertTrue(before.matches(self.node.instance_info["configdrive"]))
+        # Nothing changed: a rebuild without a new drive still finds the previous one.
+        self.shared.fail_put = None
+        self._write_configdrive()
+        self.assertEqual(before.stored.sha256, self.exposers["partition"].attached[-1].sha256)
