@@ -1,14 +1,16 @@
-"""``ironic-configdrive-lab up|deploy|undeploy|status|down|run --workdir DIR``.
+"""``ironic-configdrive-lab up|deploy|update|undeploy|status|down|run|conductor --workdir DIR``.
 
 ``up`` attaches ``DIR/disk.img`` as a loop disk, creates the node's veth, makes and serves
-the instance image, starts Ironic (sqlite, noauth, no RPC) and enrolls ``lab-node`` with the
+the instance image, starts Ironic (sqlite, noauth, no RPC; or with ``--conductors N`` an API
+and N conductors on MariaDB, see :mod:`.profile`) and enrolls ``lab-node`` with the
 ``configdrive`` deploy interface, then starts the power watcher that runs the agent whenever
 Ironic powers the node on for its ramdisk. The store is a real Swift (default, TempAuth) or
 the http store (``--store http``); a sushy-tools Redfish emulator is the node's BMC for
 virtual media. ``deploy`` drives ``baremetal node deploy`` (or ``rebuild`` on an active node)
 and verifies the disk, the BMC and the store; ``undeploy`` tears down with automated cleaning
 and verifies the erase, the ejection and the empty store; ``down`` stops everything by pid
-and detaches the disk. ``run`` does all of it and prints a summary. Needs root (loop
+and detaches the disk. ``run`` does all of it and prints a summary. ``conductor stop|start``
+plays a conductor's host failing and coming back (:mod:`.conductor_cmd`). Needs root (loop
 devices, veth).
 """
 
@@ -19,30 +21,35 @@ import functools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ironic_configdrive.lab import (
     agent,
     bmc,
+    conductor_cmd,
     disk,
     guest,
     http,
     images,
     ironic,
+    mariadb,
     network,
     objectstore,
+    ports,
     process,
     verify,
 )
 from ironic_configdrive.lab.client import Client
+from ironic_configdrive.lab.profile import Profile
+from ironic_configdrive.lab.progress import Progress
 from ironic_configdrive.lab.workdir import LabError, Workdir
 
 NODE_NAME = "lab-node"
 POWER = "power"
-#: Single-process services, stopped in this order (Swift's processes are tracked apart).
+#: Single-process services, stopped in this order (Swift's processes are tracked apart;
+#: the multi-conductor profile's in :func:`conductor_cmd.stop_order`).
 SERVICES = (POWER, agent.NAME, ironic.NAME, bmc.NAME, http.NAME)
 STORES = ("swift", "http")
 EXPOSURES = ("partition", "virtual_media")
@@ -52,43 +59,28 @@ STABLE_STATES = {"deploy failed", "clean failed", "available", "active", "manage
 CLEAN_TIMEOUT = 600.0
 
 
-class Progress:
-    """One line per phase with its duration; the figures are kept for the summary."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-        self.times: dict[str, float] = {}
-
-    def say(self, text: str) -> None:
-        print(f"[{self.command}] {text}", flush=True)
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        start = time.monotonic()
-        self.say(f"{name} ...")
-        yield
-        self.times[name] = time.monotonic() - start
-        self.say(f"{name}: done in {self.times[name]:.1f} s")
-
-
 # -- up -----------------------------------------------------------------------------------
 
-def up(workdir: Workdir, *, debug: bool, store: str = "swift") -> dict[str, Any]:
+def up(workdir: Workdir, *, debug: bool, store: str = "swift",
+       conductors: int = 1) -> dict[str, Any]:
     progress = Progress("up")
+    lab_profile = Profile(conductors)
     workdir.create()
     state = workdir.load_state()
-    if state.get("up") and state.get("store", "http") == store and _all_running(workdir, state) \
+    if state.get("up") and state.get("store", "http") == store \
+            and Profile.of(state) == lab_profile and _all_running(workdir, state) \
             and Client(state["api_url"]).answers():
+        conductor_cmd.start_stopped(workdir, progress.say)
         progress.say(f"already up: Ironic at {state['api_url']}, disk {state['disk']}, "
-                     f"{store} store")
-        return state
-    if state or any(process.running_pid(workdir, name) for name in SERVICES) \
+                     f"{store} store, {conductors} conductor(s)")
+        return workdir.load_state()
+    if state or any(process.running_pid(workdir, name) for name in _stop_order(workdir)) \
             or objectstore.running(workdir):
-        progress.say("leftovers of an earlier run (or another store) found: cleaning them "
-                     "up first")
+        progress.say("leftovers of an earlier run (or another store or profile) found: "
+                     "cleaning them up first")
         down(workdir, quiet=True)
     try:
-        return _up(workdir, progress, debug=debug, store=store)
+        return _up(workdir, progress, debug=debug, store=store, lab_profile=lab_profile)
     except BaseException:
         progress.say("failed: stopping what was started")
         down(workdir, quiet=True)
@@ -97,13 +89,20 @@ def up(workdir: Workdir, *, debug: bool, store: str = "swift") -> dict[str, Any]
 
 def _all_running(workdir: Workdir, state: dict[str, Any]) -> bool:
     if any(process.running_pid(workdir, name) is None
-           for name in (ironic.NAME, http.NAME, bmc.NAME, POWER)):
+           for name in (*conductor_cmd.core_processes(state), http.NAME, bmc.NAME, POWER)):
         return False
     return state.get("store") != "swift" or \
         len(objectstore.running(workdir)) == len(objectstore.swift.PROCESSES)
 
 
-def _up(workdir: Workdir, progress: Progress, *, debug: bool, store: str) -> dict[str, Any]:
+def _stop_order(workdir: Workdir) -> list[str]:
+    """Every process the lab may run, either profile, in stop order (the database last)."""
+    return [POWER, agent.NAME, *conductor_cmd.stop_order(workdir), bmc.NAME, http.NAME,
+            mariadb.NAME]
+
+
+def _up(workdir: Workdir, progress: Progress, *, debug: bool, store: str,
+        lab_profile: Profile) -> dict[str, Any]:
     with progress.phase("disk"):
         disk.ensure_image(workdir)
         device = disk.attach(workdir)
@@ -118,7 +117,7 @@ def _up(workdir: Workdir, progress: Progress, *, debug: bool, store: str) -> dic
         progress.say(f"instance image {image.path} ({image.size} bytes, sha256 "
                      f"{image.sha256[:16]}...)")
     with progress.phase("http"):
-        http_url = http.start(workdir, process.free_port())
+        http_url = http.start(workdir, ports.free_port())
         workdir.update_state(http_url=http_url)
     configdrive: dict[str, str] = {"store": "http"}
     if store == "swift":
@@ -136,17 +135,14 @@ def _up(workdir: Workdir, progress: Progress, *, debug: bool, store: str) -> dic
         progress.say(f"Redfish emulator at {driver_info['redfish_address']}, system "
                      f"{driver_info['redfish_system_id']}")
     with progress.phase("ironic"):
-        api_port = process.free_port()
-        api_url = f"http://127.0.0.1:{api_port}"
-        conf = ironic.write_conf(workdir, api_port=api_port, http_url=http_url, debug=debug,
-                                 configdrive=configdrive)
-        ironic.create_schema(workdir, conf)
-        ironic.start(workdir, conf, api_url)
+        api_url = conductor_cmd.start_ironic(workdir, lab_profile, api_port=ports.free_port(),
+                                             http_url=http_url, debug=debug,
+                                             configdrive=configdrive, say=progress.say)
         workdir.update_state(api_url=api_url)
         progress.say(f"Ironic API at {api_url}")
     with progress.phase("agent config"):
         agent.write_shims(workdir)
-        agent.write_conf(workdir, api_url=api_url, port=process.free_port(), debug=debug)
+        agent.write_conf(workdir, api_url=api_url, port=ports.free_port(), debug=debug)
     with progress.phase("enroll"):
         node = _enroll(Client(api_url), workdir, driver_info)
         workdir.update_state(node_uuid=node["uuid"])
@@ -204,7 +200,8 @@ def _enroll(client: Client, workdir: Workdir, driver_info: dict[str, Any]) -> di
 
 def _client(workdir: Workdir) -> tuple[Client, dict[str, Any]]:
     state = workdir.load_state()
-    if not state.get("up") or process.running_pid(workdir, ironic.NAME) is None:
+    if not state.get("up") \
+            or process.running_pid(workdir, Profile.of(state).api_name) is None:
         raise LabError(f"the lab in {workdir.root} is not up; run `up --workdir "
                        f"{workdir.root}` first")
     return Client(state["api_url"]), state
@@ -322,10 +319,10 @@ def undeploy(workdir: Workdir) -> dict[str, Any]:
             client.baremetal("node", "provide", NODE_NAME)
         else:
             client.baremetal("node", "undeploy", NODE_NAME)
-        client.wait_for(NODE_NAME, {"available"}, timeout=CLEAN_TIMEOUT,
-                        on_change=_printer(progress))
+        node = client.wait_for(NODE_NAME, {"available"}, timeout=CLEAN_TIMEOUT,
+                               on_change=_printer(progress))
     with progress.phase("verify"):
-        checks = verify.undeployed(workdir, state)
+        checks = verify.undeployed(workdir, state, node)
         for line in checks:
             progress.say(f"verified: {line}")
     workdir.update_state(deployed=None)
@@ -344,7 +341,7 @@ EXAMPLE_DRIVE: dict[str, Any] = {
 
 
 def run(workdir: Workdir, *, config_drive: str | None, exposure: str | None,
-        debug: bool, store: str = "swift") -> dict[str, Any]:
+        debug: bool, store: str = "swift", conductors: int = 1) -> dict[str, Any]:
     """up -> deploy -> verify -> undeploy -> verify -> down, with a summary at the end.
 
     Without ``exposure``: a partition deploy, a rebuild with another drive, an undeploy, then
@@ -373,7 +370,7 @@ def run(workdir: Workdir, *, config_drive: str | None, exposure: str | None,
             plan.append(("virtual_media", "update", _renamed(drive, "lab-vmedia-updated")))
     failed = True
     try:
-        timed("up", lambda: up(workdir, debug=debug, store=store))
+        timed("up", lambda: up(workdir, debug=debug, store=store, conductors=conductors))
         for mechanism, action, text in plan:
             if action == "deploy" and workdir.load_state().get("deployed"):
                 timed("undeploy+clean+verify", lambda: undeploy(workdir))
@@ -421,9 +418,11 @@ def _print_summary(workdir: Workdir, summary: dict[str, Any], *, store: str,
 
 def status(workdir: Workdir) -> dict[str, Any]:
     state = workdir.load_state()
+    lab_profile = Profile.of(state)
+    names = [POWER, agent.NAME, *conductor_cmd.processes(workdir, state), bmc.NAME, http.NAME]
     result: dict[str, Any] = {
         "workdir": str(workdir.root),
-        "processes": {name: process.running_pid(workdir, name) for name in SERVICES},
+        "processes": {name: process.running_pid(workdir, name) for name in names},
         "swift": objectstore.running(workdir),
         "store": state.get("store"),
         "disk": {"file": str(workdir.disk),
@@ -434,7 +433,8 @@ def status(workdir: Workdir) -> dict[str, Any]:
         "api_answers": False,
         "node": None,
     }
-    if state.get("api_url") and result["processes"][ironic.NAME]:
+    node = None
+    if state.get("api_url") and result["processes"].get(lab_profile.api_name):
         client = Client(state["api_url"])
         result["api_answers"] = client.answers()
         if result["api_answers"]:
@@ -442,16 +442,23 @@ def status(workdir: Workdir) -> dict[str, Any]:
             if node is not None:
                 result["node"] = {k: node.get(k) for k in (
                     "uuid", "name", "provision_state", "power_state", "deploy_interface",
-                    "driver", "management_interface", "last_error")}
+                    "driver", "management_interface", "last_error", "conductor")}
+    result.update(conductor_cmd.status(workdir, state, node))
     return result
 
 
 def down(workdir: Workdir, *, quiet: bool = False) -> dict[str, Any]:
     progress = Progress("down")
     say = (lambda text: None) if quiet else progress.say
-    stopped = [name for name in SERVICES if process.stop(workdir, name)]
+    # The power watcher first (it would start the agent again), then Ironic's processes
+    # together (each takes seconds to shut down), then the rest; the database last.
+    stopped = [name for name in (POWER, agent.NAME) if process.stop(workdir, name)]
+    stopped += process.stop_many(workdir, conductor_cmd.stop_order(workdir))
+    stopped += process.stop_many(workdir, [bmc.NAME, http.NAME])
     bmc.forget_state(workdir)
     stopped += [f"swift {name}" for name in objectstore.stop(workdir)]
+    # Last: the conductors deregister in it when they stop.
+    stopped += [mariadb.NAME] if mariadb.stop(workdir) else []
     say(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     detached = disk.detach(workdir)
     say(f"detached: {', '.join(detached) or 'no loop device'}")
@@ -481,7 +488,9 @@ def _parser() -> argparse.ArgumentParser:
                        ("status", "what runs and the node's state"),
                        ("down", "stop everything the lab started and detach its disk"),
                        ("run", "up, deploy, verify, undeploy, verify, down; print a "
-                               "summary")):
+                               "summary"),
+                       ("conductor", "stop or start conductor N and its HTTP server, as its "
+                                     "host failing and coming back (--conductors >= 2)")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--workdir", required=True, help="the lab's directory")
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
@@ -490,6 +499,11 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--store", default="swift", choices=STORES,
                              help="where Ironic keeps config drives (default: a real Swift "
                                   "under DIR/swift)")
+            cmd.add_argument("--conductors", type=int, default=1,
+                             help="1 (default): one Ironic process on sqlite; N >= 2: "
+                                  "ironic-api and N conductors (json-rpc) on MariaDB")
+        if name == "conductor":
+            conductor_cmd.add_arguments(cmd)
         if name in ("deploy", "update", "run"):
             cmd.add_argument("--config-drive", required=name != "run",
                              help="config drive JSON ({meta_data, user_data, ...}) or a file")
@@ -515,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Workdir.at(args.workdir)
     try:
         if args.command == "up":
-            result: dict[str, Any] = up(workdir, debug=args.debug, store=args.store)
+            result: dict[str, Any] = up(workdir, debug=args.debug, store=args.store,
+                                        conductors=args.conductors)
         elif args.command == "deploy":
             result = deploy(workdir, config_drive=args.config_drive, exposure=args.exposure)
         elif args.command == "update":
@@ -529,7 +544,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{key}: {value}")
         elif args.command == "run":
             result = run(workdir, config_drive=args.config_drive, exposure=args.exposure,
-                         debug=args.debug, store=args.store)
+                         debug=args.debug, store=args.store, conductors=args.conductors)
+        elif args.command == "conductor":
+            result = conductor_cmd.conductor(workdir, args.action, args.index,
+                                             graceful=args.graceful, wait=args.wait)
         else:
             result = down(workdir)
     except LabError as exc:

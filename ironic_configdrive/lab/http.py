@@ -1,8 +1,11 @@
-"""The lab's HTTP server on 127.0.0.1: serves ``DIR/http`` (images and the http store).
+"""The lab's HTTP servers: ``http`` serves ``DIR/http`` (images and, with one Ironic process,
+the http store) on 127.0.0.1; with several conductors each also gets ``http-N`` serving its
+own ``DIR/conductor-N/http`` on its own address (see :mod:`.profile`).
 
-It stands in for the web server behind ``[deploy]http_url``. Its access log masks the
-random part of stored drive names (whoever has the name can fetch the drive), as an
-operator's web server should; ``python -m ironic_configdrive.lab.http DIR PORT`` runs it.
+Each stands in for the web server behind a conductor's ``[deploy]http_url``. The access log
+masks the random part of stored drive names (whoever has the name can fetch the drive), as an
+operator's web server should; ``python -m ironic_configdrive.lab.http DIR PORT [ADDRESS]``
+runs one.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import functools
 import http.server
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -22,20 +26,23 @@ from ironic_configdrive.masking import scrub
 NAME = "http"
 
 
-def start(workdir: Workdir, port: int) -> str:
-    process.spawn(workdir, NAME, [sys.executable, "-m", "ironic_configdrive.lab.http",
-                                  str(workdir.http_root), str(port)])
-    url = f"http://127.0.0.1:{port}"
+def start(workdir: Workdir, port: int, *, name: str = NAME, root: Path | None = None,
+          host: str = "127.0.0.1") -> str:
+    """Serve ``root`` (default ``DIR/http``) at ``host:port`` as process ``name``; its URL."""
+    root = workdir.http_root if root is None else root
+    process.spawn(workdir, name, [sys.executable, "-m", "ironic_configdrive.lab.http",
+                                  str(root), str(port), host])
+    url = f"http://{host}:{port}"
     for _ in range(100):
         try:
             requests.head(url + "/", timeout=1)
             return url
         except requests.RequestException:
-            if process.running_pid(workdir, NAME) is None:
+            if process.running_pid(workdir, name) is None:
                 break
             time.sleep(0.1)
-    raise LabError(f"the lab HTTP server did not start on port {port}:\n"
-                   + process.log_tail(workdir, NAME))
+    raise LabError(f"the lab HTTP server {name} did not start on {host}:{port}:\n"
+                   + process.log_tail(workdir, name))
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -45,9 +52,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 def main(argv: list[str]) -> None:
-    root, port = argv
+    root, port, *rest = argv
     handler = functools.partial(_Handler, directory=root)
-    with http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), handler) as server:
+    with http.server.ThreadingHTTPServer((rest[0] if rest else "127.0.0.1", int(port)),
+                                         handler) as server:
         server.serve_forever()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -14,12 +13,6 @@ from pathlib import Path
 from ironic_configdrive.lab.workdir import LabError, Workdir
 
 STOP_GRACE = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _state(pid: int) -> str:
@@ -79,33 +72,52 @@ def spawn(workdir: Workdir, name: str, argv: Sequence[str], *,
     return proc.pid
 
 
-def stop(workdir: Workdir, name: str, *, grace: float = STOP_GRACE) -> bool:
+def stop(workdir: Workdir, name: str, *, grace: float = STOP_GRACE,
+         hard: bool = False) -> bool:
     """Stop ``name``'s process group by its recorded pid; True if something was running."""
-    return stop_pid_file(workdir.pid_file(name), grace=grace)
+    return stop_pid_file(workdir.pid_file(name), grace=grace, hard=hard)
 
 
-def stop_pid_file(path: Path, *, grace: float = STOP_GRACE) -> bool:
+def stop_pid_file(path: Path, *, grace: float = STOP_GRACE, hard: bool = False) -> bool:
     """Stop the process group recorded in ``path`` (if still the same process); drop the file.
 
+    SIGTERM, then SIGKILL after ``grace`` seconds; ``hard``: SIGKILL at once (a crash).
     The process must lead its own session (started with ``start_new_session``), so the whole
     group goes and nothing else.
     """
-    pid = pid_from_file(path)
-    path.unlink(missing_ok=True)
-    if pid is None:
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
+    return bool(stop_pid_files([path], grace=grace, hard=hard))
+
+
+def stop_many(workdir: Workdir, names: Sequence[str], *,
+              grace: float = STOP_GRACE) -> list[str]:
+    """Stop several processes at once (signalled together, waited for together): the names
+    of those that were running, in the given order."""
+    stopped = stop_pid_files([workdir.pid_file(name) for name in names], grace=grace)
+    return [name for name in names if workdir.pid_file(name) in stopped]
+
+
+def stop_pid_files(paths: Sequence[Path], *, grace: float = STOP_GRACE,
+                   hard: bool = False) -> list[Path]:
+    """:func:`stop_pid_file` for several files in parallel; the files whose process ran."""
+    pids: dict[Path, int] = {}
+    for path in paths:
+        pid = pid_from_file(path)
+        path.unlink(missing_ok=True)
+        if pid is not None:
+            pids[path] = pid
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL if hard else signal.SIGTERM)
+    deadline = time.monotonic() + (0 if hard else grace)
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
         time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    while _alive(pid):
-        time.sleep(0.05)
-    return True
+    for pid in pids.values():
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    for pid in pids.values():
+        while _alive(pid):
+            time.sleep(0.05)
+    return list(pids)
 
 
 def _alive(pid: int) -> bool:

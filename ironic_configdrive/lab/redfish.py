@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import Any
 import requests
 
 from ironic_configdrive.lab import process as lab_process
+from ironic_configdrive.lab.ports import free_port  # tests/fixtures import it from here
 
 #: Virtual media slots of sushy-tools' default configuration.
 DEFAULT_VMEDIA_DEVICES: dict[str, dict[str, Any]] = {
@@ -48,12 +48,6 @@ def find_executable() -> str | None:
     if beside.exists():
         return str(beside)
     return shutil.which("sushy-emulator")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedfishEmulator:

@@ -18,7 +18,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import Any
 import requests
 
 from ironic_configdrive.lab import process
+from ironic_configdrive.lab.ports import free_port  # tests/fixtures import it from here
 
 BIN_DIR = Path(sys.executable).parent
 READY_TIMEOUT = 60.0
@@ -44,12 +44,6 @@ Middleware = tuple[str, Mapping[str, str]]
 
 class SwiftServerError(RuntimeError):
     """Swift could not start; the message carries the tail of its logs."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _find(tool: str) -> str | None:

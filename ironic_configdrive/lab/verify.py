@@ -4,6 +4,11 @@ After a deploy: the instance image on the disk; the drive where the guest finds 
 config-2 partition, or the BMC's virtual media holding the store URL with the stored bytes);
 what glean reads from it; the stored object in its store. After an undeploy: the partition
 range reads zeros, the media is ejected, the store holds nothing for the node.
+
+With several conductors the http store is host-local: a drive lives in the HTTP root of the
+conductor that stored it (:func:`http_roots` lists them all). A drive left in the root of
+another conductor than the one that undeployed (its host was down) is reported, not failed:
+only that host can delete it.
 """
 
 from __future__ import annotations
@@ -13,8 +18,30 @@ from pathlib import Path
 from typing import Any
 
 from ironic_configdrive.lab import bmc, disk, guest, images, objectstore
+from ironic_configdrive.lab.profile import Profile
 from ironic_configdrive.lab.workdir import LabError, Workdir
 from ironic_configdrive.masking import scrub
+
+
+def http_roots(workdir: Workdir, state: dict[str, Any]) -> dict[str, Path]:
+    """Where the http store may keep drives: ``{conductor name: its [deploy]http_root}``."""
+    hosts = Profile.of(state).hosts(workdir)
+    if not hosts:
+        return {"ironic": workdir.http_root}
+    return {host.name: host.http_root for host in hosts}
+
+
+def _holder(workdir: Workdir, state: dict[str, Any], node: dict[str, Any] | None) -> str:
+    """The conductor name of the node's ``conductor`` field (``ironic`` with one process)."""
+    hostname = (node or {}).get("conductor")
+    return next((host.name for host in Profile.of(state).hosts(workdir)
+                 if host.address == hostname), "ironic")
+
+
+def _stored_in(workdir: Workdir, state: dict[str, Any], location: str) -> list[str]:
+    """The conductors whose HTTP root holds ``location``."""
+    return [name for name, root in http_roots(workdir, state).items()
+            if (root / location).exists()]
 
 
 def deployed(workdir: Workdir, node: dict[str, Any],
@@ -42,6 +69,7 @@ def deployed(workdir: Workdir, node: dict[str, Any],
         guest.discard(workdir)  # the extracted files are the drive's secrets in clear
     _verify_stored(workdir, state, stored, checks)
     result["checks"] = checks
+    result["conductor"] = _holder(workdir, state, node)
     return result
 
 
@@ -123,9 +151,11 @@ def _verify_stored(workdir: Workdir, state: dict[str, Any], stored: dict[str, An
     if not location:
         return
     if stored.get("store") == "http":
-        if not (workdir.http_root / location).is_file():
+        holders = _stored_in(workdir, state, str(location))
+        if not holders:
             raise LabError("the http store has no object for the deployed config drive")
-        checks.append("stored object present in the http store")
+        checks.append("stored object present in the http store" + (
+            f" ({', '.join(holders)}'s HTTP root)" if Profile.of(state).multi else ""))
     elif stored.get("store") == "swift":
         container, _, name = str(location).partition("/")
         names = objectstore.list_objects(state["swift"])
@@ -143,8 +173,12 @@ def _partition_range(device: str, number: int) -> list[int]:
     return [start, size]
 
 
-def undeployed(workdir: Workdir, state: dict[str, Any]) -> list[str]:
-    """Checks after cleaning, against what :func:`deployed` recorded in the state."""
+def undeployed(workdir: Workdir, state: dict[str, Any],
+               node: dict[str, Any] | None = None) -> list[str]:
+    """Checks after cleaning, against what :func:`deployed` recorded in the state.
+
+    ``node``: the node after the undeploy (which conductor did it).
+    """
     checks: list[str] = []
     deployed = state.get("deployed") or {}
     if deployed.get("range"):
@@ -163,9 +197,8 @@ def undeployed(workdir: Workdir, state: dict[str, Any]) -> list[str]:
         checks.append(f"the BMC reports {deployed['media']} ejected")
     stored = deployed.get("stored") or {}
     if stored.get("store") == "http" and stored.get("location"):
-        if (workdir.http_root / stored["location"]).exists():
-            raise LabError("the stored config drive was not deleted from the http store")
-        checks.append("stored config drive deleted from the http store")
+        checks += _http_deleted(workdir, state, str(stored["location"]),
+                                _holder(workdir, state, node), "stored config drive")
     if state.get("store") == "swift":
         names = objectstore.list_objects(state["swift"])
         if names:
@@ -183,9 +216,9 @@ def replaced(workdir: Workdir, state: dict[str, Any], before: dict[str, Any],
         raise LabError("the node still has its previous config drive after the update")
     checks = [f"the drive changed: sha256 {old.get('sha256')} -> {new.get('sha256')}"]
     if old.get("store") == "http" and old.get("location"):
-        if (workdir.http_root / old["location"]).exists():
-            raise LabError("the previous config drive was not deleted from the http store")
-        checks.append("previous config drive deleted from the http store")
+        checks += _http_deleted(workdir, state, str(old["location"]),
+                                str(after.get("conductor") or "ironic"),
+                                "previous config drive")
     if state.get("store") == "swift":
         names = objectstore.list_objects(state["swift"])
         if len(names) != 1:
@@ -193,3 +226,19 @@ def replaced(workdir: Workdir, state: dict[str, Any], before: dict[str, Any],
                            "only the new drive")
         checks.append("Swift holds only the new drive (the previous object was deleted)")
     return checks
+
+
+def _http_deleted(workdir: Workdir, state: dict[str, Any], location: str, holder: str,
+                  what: str) -> list[str]:
+    """The http store's file is gone from every HTTP root the acting conductor can reach.
+
+    A copy in another conductor's root (it stored the drive, then its host went down) is
+    only reported: the host-local store leaves it to that host.
+    """
+    left = _stored_in(workdir, state, location)
+    if holder in left or (left and not Profile.of(state).multi):
+        raise LabError(f"the {what} was not deleted from the http store")
+    if left:
+        return [f"NOTE: the {what} is still in {', '.join(left)}'s HTTP root (host-local "
+                f"http store; {holder} did the work and cannot reach it)"]
+    return [f"{what} deleted from the http store"]
