@@ -41,6 +41,8 @@ INTERFACES = {
 
 #: Ironic's default json-rpc port, left alone (see the module docstring).
 JSON_RPC_PORT = 8089
+#: Seconds between reconciler runs (the product's default is 600).
+RECONCILE_INTERVAL = "5"
 #: Fast failure detection that did not flap here (heartbeat_timeout = 1 did): a dead
 #: conductor's nodes move to another within 1-5 s.
 HEARTBEAT = {"heartbeat_interval": "1", "heartbeat_timeout": "3"}
@@ -99,7 +101,9 @@ def _conductor_sections(conf: configparser.ConfigParser, *, http_root: Path, htt
     }
     conf["oslo_concurrency"] = {"lock_path": str(lock_path)}
     conf["configdrive"] = {"store": "http", "agent_command_timeout": "120",
-                           "key_file": str(key_file), **(configdrive or {})}
+                           "key_file": str(key_file),
+                           # Brisk, so scenarios see leftovers go within seconds.
+                           "reconcile_interval": RECONCILE_INTERVAL, **(configdrive or {})}
 
 
 def single(workdir: Workdir, *, api_port: int, http_url: str, debug: bool,

@@ -6,9 +6,14 @@ Ironic reaches it with TempAuth (v1) credentials (``[configdrive]swift_auth_url`
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from ironic_configdrive.lab import swift
+from ironic_configdrive.lab import process, swift
 from ironic_configdrive.lab.workdir import LabError, Workdir
 
 NAME = "swift"
@@ -34,6 +39,30 @@ def start(workdir: Workdir, *, debug: bool = False) -> dict[str, str]:
 
 def stop(workdir: Workdir) -> list[str]:
     return swift.stop_recorded(workdir.pids)
+
+
+@contextlib.contextmanager
+def proxy_down(workdir: Workdir) -> Iterator[None]:
+    """Swift's proxy killed while the block runs (connections refused, as in an outage),
+    then started again with the same command line, configuration and port."""
+    path = swift.pid_files(workdir.pids)["proxy"]
+    pid = process.pid_from_file(path)
+    if pid is None:
+        raise LabError("the lab's Swift proxy is not running")
+    proc = Path(f"/proc/{pid}")
+    argv = proc.joinpath("cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    env = dict(item.split(b"=", 1) for item in
+               proc.joinpath("environ").read_bytes().split(b"\0") if b"=" in item)
+    cwd = os.readlink(proc / "cwd")
+    process.stop_pid_file(path, hard=True)
+    try:
+        yield
+    finally:
+        with open(workdir.root / NAME / "log" / "proxy.log", "ab") as log:
+            started = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log,  # noqa: S603
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
+        process.record_pid(path, started.pid)
 
 
 def running(workdir: Workdir) -> dict[str, int]:
