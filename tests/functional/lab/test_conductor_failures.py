@@ -103,7 +103,7 @@ def two_conductors(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[W
 
 @pytest.mark.parametrize("two_conductors", ["swift"], indirect=True)
 def test_virtual_media_survives_its_conductor(two_conductors: Workdir) -> None:
-    workdir, timings = two_conductors, Timings()
+    workdir, timings = two_conductors, Timings("two conductors, Swift, virtual media")
     lab = Conductors(workdir)
     try:
         with timings.phase("deploy (virtual media, Swift, encrypted)"):
@@ -158,7 +158,7 @@ def test_virtual_media_survives_its_conductor(two_conductors: Workdir) -> None:
 
 @pytest.mark.parametrize("two_conductors", ["http"], indirect=True)
 def test_host_local_drive_of_a_failed_host(two_conductors: Workdir) -> None:
-    workdir, timings = two_conductors, Timings()
+    workdir, timings = two_conductors, Timings("two conductors, http store, virtual media")
     lab = Conductors(workdir)
     try:
         with timings.phase("deploy (virtual media, http store, encrypted)"):
@@ -197,7 +197,7 @@ def test_host_local_drive_of_a_failed_host(two_conductors: Workdir) -> None:
 
 def test_swift_down_during_undeploy(tmp_path: Path) -> None:
     _require_lab()
-    workdir, timings = Workdir.at(tmp_path / "lab"), Timings()
+    workdir, timings = Workdir.at(tmp_path / "lab"), Timings("one conductor, Swift down")
     try:
         with timings.phase("up (one conductor, Swift)"):
             assert cli.main(["up", "--workdir", str(workdir.root)]) == 0

@@ -55,7 +55,8 @@ def _leftovers(workdir: Workdir) -> list[str]:
 
 
 class Timings:
-    def __init__(self) -> None:
+    def __init__(self, title: str = "two conductors, http store, partition exposure") -> None:
+        self.title = title
         self.times: dict[str, float] = {}
 
     @contextmanager
@@ -68,7 +69,7 @@ class Timings:
             print(f"[two conductors] {name}: {self.times[name]:.1f} s", flush=True)
 
     def report(self) -> None:
-        print("\nPhase timings (two conductors, http store, partition exposure)")
+        print(f"\nPhase timings ({self.title})")
         for name, seconds in self.times.items():
             print(f"  {name:<40} {seconds:6.1f} s")
         print(f"  {'total':<40} {sum(self.times.values()):6.1f} s", flush=True)
