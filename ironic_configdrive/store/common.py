@@ -25,12 +25,24 @@ def ironic_conf() -> Any:
     return CONF
 
 
+def is_safe_id(value: object) -> bool:
+    """Whether ``value`` may be part of a stored name (what :func:`check_id` accepts)."""
+    return isinstance(value, str) and _SAFE_ID.match(value) is not None
+
+
 def check_id(store: str, node_uuid: str, what: str, value: str) -> None:
-    if not isinstance(value, str) or not _SAFE_ID.match(value):
+    if not is_safe_id(value):
         raise StoreError(store=store, node=node_uuid or "<unknown>",
                          reason=f"{what} {value!r} is not usable in a stored name (allowed: "
                                 "letters, digits, '-' and '_', at most 128); this is a bug in "
                                 "the caller, please report it")
+
+
+def check_encoding(store: str, node_uuid: str, encoding: str) -> None:
+    if encoding not in ENCODINGS:
+        raise StoreError(store=store, node=node_uuid or "<unknown>",
+                         reason=f"encoding {encoding!r} is not one of {', '.join(ENCODINGS)}; "
+                                "this is a bug in the caller, please report it")
 
 
 #: File/object name suffix of sealed drives (neither a BMC nor a browser can use them).
@@ -43,10 +55,7 @@ def encode(store: str, node_uuid: str, image: bytes, encoding: str = GZIP,
 
     With ``key`` the encoded bytes are sealed, so the store never holds the plaintext.
     """
-    if encoding not in ENCODINGS:
-        raise StoreError(store=store, node=node_uuid or "<unknown>",
-                         reason=f"encoding {encoding!r} is not one of {', '.join(ENCODINGS)}; "
-                                "this is a bug in the caller, please report it")
+    check_encoding(store, node_uuid, encoding)
     data = image if encoding == IDENTITY else gzip.compress(image, compresslevel=6, mtime=0)
     if key is not None:
         data = sealing.seal(data, key)

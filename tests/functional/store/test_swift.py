@@ -5,18 +5,26 @@ from __future__ import annotations
 import gzip
 import hashlib
 import hmac
+import json
 import logging
+import os
+import subprocess
+import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from swiftclient import client as swift_client
 
+from ironic_configdrive.store import swift as swift_store
 from ironic_configdrive.store.base import StoreError
+from ironic_configdrive.store.common import ironic_conf
 from ironic_configdrive.store.swift import SwiftStore
-from tests.fixtures.swift import SwiftServer, free_port
+from tests.fixtures.swift import REPO_ROOT, SwiftServer, free_port
 
 pytestmark = pytest.mark.swift
 
@@ -96,6 +104,10 @@ def test_object_has_delete_at_backstop_and_metadata(swift_server: SwiftServer, c
     assert before + 7200 - 1 <= delete_at <= time.time() + 7200 + 1
     assert headers["x-object-meta-configdrive-sha256"] == stored.sha256
     assert headers["x-object-meta-configdrive-size"] == str(stored.size)
+    # What an operator judges a stray object by, without reading it.
+    assert headers["x-object-meta-configdrive-node"] == NODE
+    assert headers["x-object-meta-configdrive-deploy-id"] == "backstop"
+    assert headers["x-object-meta-configdrive-conductor"] == ironic_conf().host
 
 
 def test_delete_after_zero_sets_no_backstop(swift_server: SwiftServer, container: str) -> None:
@@ -316,3 +328,202 @@ def test_store_configured_only_through_ironic_conf(swift_server: SwiftServer,
         assert objects(swift_server, "from-conf") == []
     finally:
         config.cleanUp()
+
+
+# -- concurrency, request counts, caches ----------------------------------------------------
+def without_query_and_status(request: str) -> str:
+    method, path, _status = request.split()
+    return f"{method} {path.split('?')[0]}"
+
+
+def auth_requests(seen: list[str]) -> list[str]:
+    return [r for r in seen if r.startswith("GET /auth/")]
+
+
+def fetch_all(urls: list[str]) -> list[requests.Response]:
+    with requests.Session() as session:
+        return [session.get(url, timeout=30) for url in urls]
+
+
+def test_50_concurrent_cold_puts_all_get_working_urls(swift_server: SwiftServer,
+                                                      container: str) -> None:
+    """A conductor's first deploys into a new container with no temp URL key, at once."""
+    swift_store.reset_shared_state()  # a freshly started conductor
+    images = {f"{uuid.uuid4()}": os.urandom(512) + str(i).encode() for i in range(50)}
+
+    def put(node: str) -> tuple[str, str]:
+        stored = make_store(swift_server, container).put(node, images[node], deploy_id="cold")
+        return node, stored.url
+
+    with swift_server.requests_seen() as seen, ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(put, images))
+    responses = fetch_all([url for _node, url in results])
+    assert [r.status_code for r in responses] == [200] * 50
+    for (node, _url), resp in zip(results, responses, strict=True):
+        assert gzip.decompress(resp.content) == images[node]
+    assert len(auth_requests(seen)) == 1
+    assert len([r for r in seen if r.startswith(f"POST /v1/{swift_server.account}/")]) == 1
+
+
+RACER = """
+import json, sys, threading, time
+from pathlib import Path
+from ironic_configdrive.store.swift import SwiftStore
+
+auth_url, user, key, container, go, count = sys.argv[1:7]
+results = {}
+
+def put(i):
+    store = SwiftStore.from_credentials(auth_url, user, key, container=container,
+                                        temp_url_duration=600, delete_after=3600, retries=2,
+                                        retry_backoff=0.01)
+    while not Path(go).exists():
+        time.sleep(0.001)
+    node = f"{sys.argv[7]}-{i}"
+    results[node] = store.put(node, node.encode() * 100, deploy_id="race").url
+
+threads = [threading.Thread(target=put, args=(i,)) for i in range(int(count))]
+for t in threads:
+    t.start()
+print("ready", flush=True)
+for t in threads:
+    t.join()
+print(json.dumps(results), flush=True)
+"""
+
+
+def test_two_conductors_racing_cold_puts_agree_on_one_key(
+        swift_server: SwiftServer, container: str, tmp_path: Path) -> None:
+    """Two processes, 25 first puts each, same fresh container: no URL may be dead."""
+    go = tmp_path / "go"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p))
+    racers = [subprocess.Popen(
+        [sys.executable, "-c", RACER, swift_server.auth_url, swift_server.user,
+         swift_server.key, container, str(go), "25", name],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for name in ("a", "b")]
+    try:
+        for racer in racers:
+            assert racer.stdout is not None
+            assert racer.stdout.readline().strip() == "ready", racer.stderr
+        go.touch()
+        outputs = [racer.communicate(timeout=120) for racer in racers]
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait()
+    urls: dict[str, str] = {}
+    for racer, (out, err) in zip(racers, outputs, strict=True):
+        assert racer.returncode == 0, err
+        urls.update(json.loads(out))
+    assert len(urls) == 50
+    responses = fetch_all(list(urls.values()))
+    assert [r.status_code for r in responses] == [200] * 50
+    for node, resp in zip(urls, responses, strict=True):
+        assert gzip.decompress(resp.content) == node.encode() * 100
+
+
+def test_requests_per_put_url_delete(swift_server: SwiftServer, container: str) -> None:
+    store = make_store(swift_server, container)
+    store.delete(store.put(NODE, b"warm", deploy_id="warm").location, node_uuid=NODE)
+    with swift_server.requests_seen() as seen:
+        stored = make_store(swift_server, container).put(NODE, b"count" * 100,
+                                                         deploy_id="count")
+        url = make_store(swift_server, container).url_for(stored.location, node_uuid=NODE)
+        make_store(swift_server, container).delete(stored.location, node_uuid=NODE)
+    path = f"/v1/{swift_server.account}/{stored.location}"
+    assert [r.split("?")[0] for r in seen] == [
+        f"PUT {path} 201", f"HEAD {path}", f"DELETE {path} 204"]
+    # url_for's one request is the temp URL itself, without a token: what the agent does.
+    assert seen[1].startswith(f"HEAD {path}?temp_url_sig=") and seen[1].endswith(" 200")
+    assert requests.get(url, timeout=10).status_code == 404  # deleted
+
+
+def test_one_authentication_for_many_operations(swift_server: SwiftServer,
+                                                container: str) -> None:
+    swift_store.reset_shared_state()
+    with swift_server.requests_seen() as seen:
+        for i in range(5):
+            store = make_store(swift_server, container)  # per call, like the loader
+            stored = store.put(NODE, b"auth" * 10, deploy_id=f"a{i}")
+            store.url_for(stored.location, node_uuid=NODE)
+            store.delete(stored.location, node_uuid=NODE)
+        make_store(swift_server, container).validate()
+    assert len(auth_requests(seen)) == 1
+    base = f"/v1/{swift_server.account}"
+    # A new container with no key, set once; then 3 requests per round; validate's 2.
+    assert [without_query_and_status(r) for r in seen] == [
+        "GET /auth/v1.0", f"HEAD {base}/{container}", f"PUT {base}/{container}",
+        f"HEAD {base}/{container}", f"HEAD {base}", f"POST {base}/{container}",
+        f"HEAD {base}/{container}",
+        *(f"{method} {base}/{container}/{NODE}/a{i}" for i in range(5)
+          for method in ("PUT", "HEAD", "DELETE")),
+        f"HEAD {base}/{container}", f"HEAD {base}"]
+
+
+def test_expired_token_is_renewed_once(swift_server: SwiftServer, container: str) -> None:
+    store = make_store(swift_server, container)
+    store.put(NODE, b"before", deploy_id="t1")
+    swift_server.forget_tokens()  # every token is now refused, as when it expires
+    with swift_server.requests_seen() as seen:
+        for i in range(3):
+            stored = make_store(swift_server, container).put(NODE, b"after",
+                                                             deploy_id=f"t{i + 2}")
+    assert [r.split()[0] for r in seen[:3]] == ["PUT", "GET", "PUT"]
+    assert seen[0].endswith(" 401") and len(auth_requests(seen)) == 1
+    assert requests.get(stored.url, timeout=10).status_code == 200
+
+
+def test_deleted_container_is_made_again(swift_server: SwiftServer, container: str) -> None:
+    store = make_store(swift_server, container)
+    store.delete(store.put(NODE, b"one", deploy_id="c1").location, node_uuid=NODE)
+    swift_server.connection().delete_container(container)  # its key went with it
+    stored = make_store(swift_server, container).put(NODE, b"two" * 10, deploy_id="c2")
+    assert gzip.decompress(requests.get(stored.url, timeout=10).content) == b"two" * 10
+
+
+def test_rotated_key_is_noticed_by_url_for(swift_server: SwiftServer, container: str) -> None:
+    store = make_store(swift_server, container)
+    stored = store.put(NODE, b"rot" * 10, deploy_id="r1")
+    swift_server.connection().post_container(
+        container, {"X-Container-Meta-Temp-Url-Key": uuid.uuid4().hex})
+    assert requests.get(stored.url, timeout=10).status_code == 401  # the old signature
+    url = make_store(swift_server, container).url_for(stored.location, node_uuid=NODE)
+    assert requests.get(url, timeout=10).status_code == 200
+    again = make_store(swift_server, container).put(NODE, b"rot2", deploy_id="r2")
+    assert requests.get(again.url, timeout=10).status_code == 200
+
+
+def test_locate_then_put_there(swift_server: SwiftServer, container: str,
+                               drive_image: bytes) -> None:
+    store = make_store(swift_server, container)
+    location = store.locate(NODE, drive_image, deploy_id="loc", encoding="identity")
+    assert location == f"{container}/{NODE}/loc.iso"
+    stored = make_store(swift_server, container).put(NODE, drive_image, deploy_id="loc",
+                                                     encoding="identity", location=location)
+    assert stored.location == location
+    assert objects(swift_server, container) == [f"{NODE}/loc.iso"]
+    with pytest.raises(StoreError, match="not where this drive goes"):
+        store.put(NODE, drive_image, deploy_id="loc", location=location)  # gzip: no .iso
+
+
+def test_list_stored_sees_ours_not_foreign(swift_server: SwiftServer, container: str) -> None:
+    store = make_store(swift_server, container)
+    other = str(uuid.uuid4())
+    mine = {store.put(NODE, b"a", deploy_id="l1").location,
+            store.put(NODE, b"b", deploy_id="l2", encoding="identity").location,
+            store.put(other, b"c", deploy_id="l3", key=b"k" * 32).location}
+    conn = swift_server.connection()
+    for foreign in ("README", f"{NODE}/l4.tar", "a/b/c", f"{NODE}/.tmp"):
+        conn.put_object(container, foreign, b"not ours")
+    found = make_store(swift_server, container).list_stored(limit=100)
+    assert {f.location for f in found} == mine
+    by_location = {f.location: f for f in found}
+    assert by_location[f"{container}/{other}/l3.sealed"].node_uuid == other
+    assert by_location[f"{container}/{NODE}/l2.img"].deploy_id == "l2"
+    assert all(f.age is not None and 0 <= f.age < 300 for f in found)
+    assert len(store.list_stored(limit=2)) == 2
+    assert make_store(swift_server, f"cd-none-{uuid.uuid4().hex[:8]}").list_stored(
+        limit=5) == []

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import datetime
 import gzip
 import hashlib
 import hmac
 import io
+import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 from urllib.parse import parse_qs, urlsplit
@@ -31,18 +35,42 @@ def server_error(status: int = 503) -> ClientException:
     return ClientException("boom", http_status=status, http_reason="Service Unavailable")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts like a new conductor process, without waiting for key settling."""
+    monkeypatch.setattr(swift_store, "KEY_SETTLE", 0.0)
+    swift_store.reset_shared_state()
+    yield
+    swift_store.reset_shared_state()
+
+
 def make_conn(*, account_key: str | None = "acctkey", container_exists: bool = True,
-              container_headers: dict[str, str] | None = None) -> mock.Mock:
+              container_headers: dict[str, str] | None = None,
+              probe_status: int = 200) -> mock.Mock:
     conn = mock.Mock(name="Connection")
     conn.url = STORAGE
     conn.head_account.return_value = (
         {"x-account-meta-temp-url-key": account_key} if account_key else {})
-    headers = container_headers or {}
+    headers = container_headers if container_headers is not None else {}
     if container_exists:
         conn.head_container.return_value = headers
     else:
         conn.head_container.side_effect = [not_found(), headers, headers]
+    # Container metadata POSTs land in the headers the next HEAD returns.
+    conn.post_container.side_effect = lambda _c, h: headers.update(
+        {k.lower(): v for k, v in h.items()})
+    # The anonymous HEAD of temp URLs goes through swiftclient's HTTPConnection.
+    conn.http_conn = None
+    http = mock.Mock(name="HTTPConnection")
+    http.getresponse.return_value = mock.Mock(status=probe_status, reason="")
+    conn.http_connection.return_value = (urlsplit(STORAGE), http)
     return conn
+
+
+def probes(conn: mock.Mock) -> list[tuple[Any, ...]]:
+    """The anonymous HEADs of temp URLs sent on ``conn``."""
+    http = conn.http_connection.return_value[1]
+    return [c.args for c in http.request.call_args_list]
 
 
 def make_store(conn: mock.Mock, **kwargs: Any) -> SwiftStore:
@@ -119,7 +147,7 @@ def test_put_uploads_gzip_with_backstop_and_signs() -> None:
     assert conn.retries == 4 and conn.starting_backoff == 0.5
     conn.put_container.assert_not_called()
     conn.post_container.assert_not_called()
-    conn.close.assert_called()
+    conn.close.assert_not_called()  # back in the pool for the next operation
 
 
 @pytest.mark.parametrize("fmt, suffix, content_type", [
@@ -250,14 +278,18 @@ def test_delete_uses_container_of_location() -> None:
     conn.delete_object.assert_called_once_with("old", f"{NODE}/d")
 
 
-def test_url_for_checks_object_and_resigns() -> None:
+def test_url_for_checks_object_by_its_temp_url_and_resigns() -> None:
     conn = make_conn()
     url = make_store(conn).url_for(f"cd/{NODE}/d", node_uuid=NODE)
-    conn.head_object.assert_called_once_with("cd", f"{NODE}/d")
     assert signature_ok(url, "acctkey")
-    conn.head_object.side_effect = not_found()
-    with pytest.raises(StoreError, match="is gone"):
-        make_store(conn).url_for(f"cd/{NODE}/d", node_uuid=NODE)
+    (method, target, _body, headers), = probes(conn)
+    # What the agent or BMC will do: no token, just the signed URL.
+    assert method == "HEAD" and headers == {}
+    assert target == url[len("https://swift.example.com"):]
+    conn.head_object.assert_not_called()
+    gone = make_conn(probe_status=404)
+    with pytest.raises(StoreError, match=f"node {NODE}.*is gone.*redeploy"):
+        make_store(gone).url_for(f"cd/{NODE}/d", node_uuid=NODE)
 
 
 @pytest.mark.parametrize("location", [f"cd/{NODE}", "cd", f"/{NODE}/d", "cd/other/d"])
@@ -318,3 +350,356 @@ def test_sha1_digest_for_old_radosgw() -> None:
     stored = make_store(conn, temp_url_digest="sha1").put(NODE, b"x", deploy_id="d")
     sig = parse_qs(urlsplit(stored.url).query)["temp_url_sig"][0]
     assert len(sig) == 40
+
+
+# -- one pool, one token, one key per process ------------------------------------------------
+class FakeSwift:
+    """Just enough of one Swift account for many mocked connections at once."""
+
+    def __init__(self, *, account_key: str | None = None, delay: float = 0.0) -> None:
+        self.lock = threading.Lock()
+        self.account: dict[str, str] = (
+            {"x-account-meta-temp-url-key": account_key} if account_key else {})
+        self.containers: dict[str, dict[str, str]] = {}
+        self.objects: dict[str, bytes] = {}
+        self.delay = delay  # lets racing threads overlap
+        self.calls: list[str] = []
+        self.auths = 0
+        self.connections: list[mock.Mock] = []
+        #: Replaces what a container key POST stores (another conductor's POST landing later).
+        self.post_override: str | None = None
+
+    def _log(self, what: str) -> None:
+        with self.lock:
+            self.calls.append(what)
+        time.sleep(self.delay)
+
+    def count(self, prefix: str) -> int:
+        return sum(1 for c in self.calls if c.startswith(prefix))
+
+    def connection(self) -> mock.Mock:
+        conn = mock.Mock(name="Connection")
+        conn.url = conn.token = None
+        conn.http_conn = None
+
+        def get_auth() -> tuple[str, str]:
+            self._log("AUTH")
+            with self.lock:
+                self.auths += 1
+            conn.url, conn.token = STORAGE, f"tok{self.auths}"
+            return conn.url, conn.token
+
+        def head_container(name: str) -> dict[str, str]:
+            self._log(f"HEAD {name}")
+            if name not in self.containers:
+                raise not_found()
+            return dict(self.containers[name])
+
+        def put_container(name: str) -> None:
+            self._log(f"PUT {name}")
+            self.containers.setdefault(name, {})
+
+        def post_container(name: str, headers: dict[str, str]) -> None:
+            self._log(f"POST {name}")
+            stored = {k.lower(): v for k, v in headers.items()}
+            if self.post_override is not None:
+                stored = {k: self.post_override for k in stored}
+            self.containers[name].update(stored)
+
+        def head_account() -> dict[str, str]:
+            self._log("HEAD account")
+            return dict(self.account)
+
+        def put_object(container: str, obj: str, body: io.BytesIO, **_kw: Any) -> None:
+            self._log(f"PUT {container}/{obj}")
+            if container not in self.containers:
+                raise not_found()
+            self.objects[f"{container}/{obj}"] = body.read()
+
+        def delete_object(container: str, obj: str) -> None:
+            self._log(f"DELETE {container}/{obj}")
+            if self.objects.pop(f"{container}/{obj}", None) is None:
+                raise not_found()
+
+        conn.get_auth.side_effect = get_auth
+        conn.head_container.side_effect = head_container
+        conn.put_container.side_effect = put_container
+        conn.post_container.side_effect = post_container
+        conn.head_account.side_effect = head_account
+        conn.put_object.side_effect = put_object
+        conn.delete_object.side_effect = delete_object
+        http = mock.Mock(name="HTTPConnection")
+        http.getresponse.return_value = mock.Mock(status=200, reason="OK")
+        conn.http_connection.return_value = (urlsplit(STORAGE), http)
+        with self.lock:
+            self.connections.append(conn)
+        return conn
+
+    def key_of(self, container: str) -> str:
+        return self.containers[container]["x-container-meta-temp-url-key"]
+
+
+def shared_store(swift: FakeSwift, key: object = "creds", **kwargs: Any) -> SwiftStore:
+    """A store like loader.get_store() makes per call: same settings, shared state."""
+    options: dict[str, Any] = {"container": "cd", "temp_url_duration": 600,
+                               "delete_after": 0, "retries": 0, "retry_backoff": 0.0}
+    options.update(kwargs)
+    return SwiftStore(connection_factory=swift.connection, connection_key=key, **options)
+
+
+def run_threads(count: int, fn: Callable[[int], Any]) -> list[Any]:
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        return list(pool.map(fn, range(count)))
+
+
+def test_many_operations_one_connection_one_auth_no_heads_when_warm() -> None:
+    swift = FakeSwift(account_key="acctkey")
+    shared_store(swift).put(NODE, b"x", deploy_id="warm")
+    swift.calls.clear()
+    for i in range(10):
+        store = shared_store(swift)  # a new instance per call, as the loader makes them
+        stored = store.put(NODE, b"x", deploy_id=f"d{i}")
+        store.url_for(stored.location, node_uuid=NODE)
+        store.delete(stored.location, node_uuid=NODE)
+    assert len(swift.connections) == 1 and swift.auths == 1
+    # One request per put and per delete; url_for's is the anonymous HEAD of its URL.
+    assert swift.calls == [c for i in range(10)
+                           for c in (f"PUT cd/{NODE}/d{i}", f"DELETE cd/{NODE}/d{i}")]
+    assert len(probes(swift.connections[0])) == 10
+
+
+def test_other_settings_get_another_pool() -> None:
+    swift = FakeSwift(account_key="acctkey")
+    shared_store(swift, key="a").put(NODE, b"x", deploy_id="d")
+    shared_store(swift, key="b").put(NODE, b"x", deploy_id="d")
+    SwiftStore(connection_factory=swift.connection, container="cd", temp_url_duration=600,
+               delete_after=0, retries=0).put(NODE, b"x", deploy_id="d")
+    assert len(swift.connections) == 3 and swift.auths == 3
+
+
+def test_concurrent_cold_puts_authenticate_once_and_set_the_key_once() -> None:
+    swift = FakeSwift(delay=0.002)
+
+    def put(i: int) -> str:
+        return shared_store(swift).put(f"node-{i}", b"x", deploy_id="d").url
+
+    urls = run_threads(30, put)
+    assert swift.auths == 1
+    assert swift.count("PUT cd") == 31  # the container once, then the 30 objects
+    assert swift.count("POST cd") == 1
+    key = swift.key_of("cd")
+    assert all(signature_ok(url, key) for url in urls)
+    assert len(swift.connections) <= 30
+
+
+def test_key_is_read_back_and_another_conductors_wins() -> None:
+    swift = FakeSwift()
+    swift.containers["cd"] = {}
+    swift.post_override = "theirs"  # their POST landed after ours
+    stored = shared_store(swift).put(NODE, b"x", deploy_id="d")
+    assert signature_ok(stored.url, "theirs")
+    assert swift.calls[-3:] == ["POST cd", "HEAD cd", f"PUT cd/{NODE}/d"]
+
+
+def test_existing_container_key_never_overwritten() -> None:
+    swift = FakeSwift()
+    swift.containers["cd"] = {"x-container-meta-temp-url-key-2": "old"}
+    stored = shared_store(swift).put(NODE, b"x", deploy_id="d")
+    assert signature_ok(stored.url, "old") and swift.count("POST") == 0
+
+
+def test_key_invisible_after_setting_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = make_conn(account_key=None)
+    conn.post_container.side_effect = None  # Swift accepts it but never shows it
+    with pytest.raises(StoreError, match=f"node {NODE}.*shows no temp URL key.*account"):
+        make_store(conn).put(NODE, b"x", deploy_id="d")
+    assert conn.head_container.call_count == 1 + swift_store.KEY_READBACKS
+    conn.put_object.assert_not_called()
+
+
+def test_failed_connection_is_discarded_not_pooled() -> None:
+    swift = FakeSwift(account_key="k")
+    store = shared_store(swift)
+    store.put(NODE, b"x", deploy_id="d")
+    store.delete(f"cd/{NODE}/gone", node_uuid=NODE)  # a 404 answer: connection still fine
+    assert len(swift.connections) == 1
+    swift.connections[0].delete_object.side_effect = ConnectionResetError("reset")
+    with pytest.raises(StoreError, match="deletion of"):
+        store.delete(f"cd/{NODE}/d", node_uuid=NODE)
+    swift.connections[0].close.assert_called()
+    store.delete(f"cd/{NODE}/d", node_uuid=NODE)
+    assert len(swift.connections) == 2  # a new one replaced the broken one
+    assert swift.auths == 1  # ... and was given the token, not authenticated again
+
+
+def test_renewed_token_is_shared_and_a_refused_one_dropped() -> None:
+    swift = FakeSwift(account_key="k")
+    store = shared_store(swift)
+    store.put(NODE, b"x", deploy_id="d")
+    first = swift.connections[0]
+
+    def expired_then_renewed(*_a: Any, **_kw: Any) -> None:
+        first.token = "renewed"  # what swiftclient does after a 401
+        # a second connection is needed while this one is busy
+        shared_store(swift).delete(f"cd/{NODE}/d", node_uuid=NODE)
+
+    first.put_object.side_effect = expired_then_renewed
+    store.put(NODE, b"x", deploy_id="e")
+    second = swift.connections[1]
+    assert second.token == "tok1"  # got the token of the moment
+    pool = store.pool
+    leases = [pool.take(), pool.take()]
+    lease = next(le for le in leases if le is not None and le.conn is second)
+    pool.authorize(lease, lambda conn: pytest.fail("must not authenticate"))
+    assert second.token == "renewed"  # the renewed token replaced the shared one
+    # A connection whose token swiftclient dropped (401 twice) makes the next one auth.
+    lease.conn.token = None
+    pool.release(lease, reusable=True)
+    assert shared_store(swift).put(NODE, b"x", deploy_id="f")
+    assert swift.auths == 2
+
+
+def test_missing_container_is_remade_once_on_404() -> None:
+    swift = FakeSwift()
+    store = shared_store(swift)
+    old = store.put(NODE, b"x", deploy_id="d")
+    del swift.containers["cd"]  # someone deleted it, key included
+    stored = store.put(NODE, b"x", deploy_id="e")
+    assert swift.count("PUT cd/") == 3 and swift.count("PUT cd") == 5
+    assert signature_ok(stored.url, swift.key_of("cd"))
+    assert not signature_ok(old.url, swift.key_of("cd"))
+
+
+def test_refused_signature_makes_url_for_read_the_key_again() -> None:
+    swift = FakeSwift(account_key="old")
+    store = shared_store(swift)
+    stored = store.put(NODE, b"x", deploy_id="d")
+    swift.account["x-account-meta-temp-url-key"] = "new"  # an operator rotated it
+    http = swift.connections[0].http_connection.return_value[1]
+    http.getresponse.side_effect = [mock.Mock(status=401, reason=""),
+                                    mock.Mock(status=200, reason="")]
+    url = store.url_for(stored.location, node_uuid=NODE)
+    assert signature_ok(url, "new")
+    # ... and put() signs with the new key from then on.
+    assert signature_ok(store.put(NODE, b"x", deploy_id="e").url, "new")
+    http.getresponse.side_effect = None
+    http.getresponse.return_value = mock.Mock(status=401, reason="")
+    with pytest.raises(StoreError, match="refuses temp URLs.*tempurl"):
+        store.url_for(stored.location, node_uuid=NODE)
+
+
+def test_key_checked_again_after_ttl_and_after_failures(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    swift = FakeSwift(account_key="k1")
+    store = shared_store(swift)
+    store.put(NODE, b"x", deploy_id="a")
+    store.put(NODE, b"x", deploy_id="b")
+    assert swift.count("HEAD account") == 1
+    swift.account["x-account-meta-temp-url-key"] = "k2"
+    monkeypatch.setattr(swift_store, "KEY_TTL", 0.0)
+    assert signature_ok(store.put(NODE, b"x", deploy_id="c").url, "k2")
+    monkeypatch.setattr(swift_store, "KEY_TTL", 300.0)
+    swift.connections[0].put_object.side_effect = server_error()
+    with pytest.raises(StoreError, match="HTTP 503"):
+        store.put(NODE, b"x", deploy_id="d")
+    swift.connections[0].put_object.side_effect = None
+    store.put(NODE, b"x", deploy_id="e")
+    assert swift.count("HEAD account") == 3
+
+
+def test_validate_reads_the_key_again() -> None:
+    swift = FakeSwift(account_key="k1")
+    store = shared_store(swift)
+    store.put(NODE, b"x", deploy_id="a")
+    swift.account["x-account-meta-temp-url-key"] = "k2"
+    shared_store(swift).validate()
+    assert signature_ok(store.put(NODE, b"x", deploy_id="b").url, "k2")
+
+
+# -- locate, put(location=), list_stored, metadata -----------------------------------------
+def test_locate_is_where_put_writes() -> None:
+    from ironic_configdrive.image import build_image
+
+    conn = make_conn()
+    store = make_store(conn)
+    iso = build_image({"meta_data": {"uuid": NODE}})
+    for image, encoding, sealed, expected in [
+            (b"x", "gzip", False, f"cd/{NODE}/d"),
+            (iso, "identity", False, f"cd/{NODE}/d.iso"),
+            (b"x", "identity", False, f"cd/{NODE}/d.img"),
+            (b"x", "gzip", True, f"cd/{NODE}/d.sealed")]:
+        location = store.locate(NODE, image, deploy_id="d", encoding=encoding, sealed=sealed)
+        assert location == expected
+        stored = store.put(NODE, image, deploy_id="d", encoding=encoding,
+                           key=b"k" * 32 if sealed else None, location=location)
+        assert stored.location == location
+        assert "cd/" + "/".join(conn.put_object.call_args.args[:2][1:]) == location
+    conn.head_account.assert_called_once()  # no I/O in locate, one key read for all
+
+
+@pytest.mark.parametrize(("location", "match"), [
+    (f"cd/{NODE}/other", "not where this drive goes"),
+    (f"cd/{NODE}/d.iso", "not where this drive goes"),
+    (f"elsewhere/{NODE}/d", "container elsewhere, not in"),
+    ("cd/another-node/d", "not a config drive of this node")])
+def test_put_refuses_a_location_not_its_own(location: str, match: str) -> None:
+    conn = make_conn()
+    with pytest.raises(StoreError, match=match) as info:
+        make_store(conn).put(NODE, b"x", deploy_id="d", location=location)
+    assert NODE in str(info.value)
+    conn.put_object.assert_not_called()
+
+
+def test_locate_refuses_what_put_refuses() -> None:
+    store = make_store(make_conn())
+    with pytest.raises(StoreError, match="not usable in a stored name"):
+        store.locate(NODE, b"x", deploy_id="a/b")
+    with pytest.raises(StoreError, match="encoding 'br'"):
+        store.locate(NODE, b"x", deploy_id="d", encoding="br")
+
+
+def test_object_metadata_names_node_deploy_and_conductor(conf: cfg_fixture.Config) -> None:
+    conf.config(host="conductor-7")
+    conn = make_conn()
+    make_store(conn).put(NODE, b"x", deploy_id="dep-9")
+    headers = conn.put_object.call_args.kwargs["headers"]
+    assert headers["X-Object-Meta-Configdrive-Node"] == NODE
+    assert headers["X-Object-Meta-Configdrive-Deploy-Id"] == "dep-9"
+    assert headers["X-Object-Meta-Configdrive-Conductor"] == "conductor-7"
+
+
+def listing(*names: str, modified: str = "2026-01-01T00:00:00.000000") -> list[dict[str, Any]]:
+    return [{"name": n, "last_modified": modified, "bytes": 1} for n in names]
+
+
+def test_list_stored_parses_names_and_skips_foreign_ones() -> None:
+    conn = make_conn()
+    now = time.time()
+    recent = datetime.datetime.fromtimestamp(now - 90, datetime.timezone.utc)
+    conn.get_container.side_effect = [
+        ({}, listing(f"{NODE}/d1", "readme.txt", f"{NODE}/d2.iso", "a/b/c", f"{NODE}/d3.tar",
+                     modified=recent.replace(tzinfo=None).isoformat())),
+        ({}, listing(f"{NODE}/d4.sealed", "x/y.img", modified="garbage")),
+        ({}, [])]
+    found = make_store(conn).list_stored(limit=10)
+    assert [(f.location, f.node_uuid, f.deploy_id) for f in found] == [
+        (f"cd/{NODE}/d1", NODE, "d1"), (f"cd/{NODE}/d2.iso", NODE, "d2"),
+        (f"cd/{NODE}/d4.sealed", NODE, "d4"), ("cd/x/y.img", "x", "y")]
+    assert found[0].age is not None and 89 <= found[0].age <= time.time() - now + 91
+    assert found[2].age is None
+    markers = [c.kwargs["marker"] for c in conn.get_container.call_args_list]
+    assert markers == ["", f"{NODE}/d3.tar", "x/y.img"]
+    conn.head_object.assert_not_called()
+
+
+def test_list_stored_stops_at_limit_and_handles_no_container() -> None:
+    conn = make_conn()
+    conn.get_container.return_value = ({}, listing(*(f"n{i}/d" for i in range(5))))
+    found = make_store(conn).list_stored(limit=3)
+    assert [f.node_uuid for f in found] == ["n0", "n1", "n2"]
+    assert conn.get_container.call_args.kwargs["limit"] == 3
+    conn.get_container.side_effect = not_found()
+    assert make_store(conn).list_stored(limit=3) == []
+    conn.get_container.side_effect = server_error()
+    with pytest.raises(StoreError, match="listing of container cd.*HTTP 503"):
+        make_store(conn).list_stored(limit=3)
