@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,22 @@ def proxy_down(workdir: Workdir) -> Iterator[None]:
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True)
         process.record_pid(path, started.pid)
+        _wait_answers(str(workdir.load_state()["swift"]["auth_url"]), started)
+
+
+def _wait_answers(url: str, started: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if started.poll() is not None:
+            raise LabError("the Swift proxy exited when started again; see its log")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise LabError(f"the Swift proxy did not answer at {url} within {timeout:.0f} s")
 
 
 def running(workdir: Workdir) -> dict[str, int]:

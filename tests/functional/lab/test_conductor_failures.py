@@ -205,10 +205,12 @@ def test_swift_down_during_undeploy(tmp_path: Path) -> None:
             cli.deploy(workdir, config_drive=_drive("swift-down"), exposure="partition")
         settings = workdir.load_state()["swift"]
         assert len(objectstore.list_objects(settings)) == 1
-        with timings.phase("undeploy with the Swift proxy down"):
+        client = Client(workdir.load_state()["api_url"])
+        with timings.phase("undeploy (teardown + cleaning) with the Swift proxy down"):
             with objectstore.proxy_down(workdir):
-                cli.undeploy(workdir)
-                record = _record(workdir)
+                client.baremetal("node", "undeploy", cli.NODE_NAME)
+                node = client.wait_for(cli.NODE_NAME, {"available"}, timeout=600)
+                record = (node.get("driver_internal_info") or {}).get("configdrive")
                 assert record is not None and len(record["stale"]) == 1
         with timings.phase("Swift back: the reconciler deletes the object"):
             _wait("the object gone", lambda: objectstore.list_objects(settings) == [],

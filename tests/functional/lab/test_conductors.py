@@ -66,7 +66,7 @@ class Timings:
             yield
         finally:
             self.times[name] = time.monotonic() - mark
-            print(f"[two conductors] {name}: {self.times[name]:.1f} s", flush=True)
+            print(f"[{self.title}] {name}: {self.times[name]:.1f} s", flush=True)
 
     def report(self) -> None:
         print(f"\nPhase timings ({self.title})")
