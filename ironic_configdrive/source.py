@@ -19,11 +19,12 @@ from typing import Any
 import requests
 
 from ironic_configdrive import image
-from ironic_configdrive.image import sealing
+from ironic_configdrive.image import formats, sealing
 from ironic_configdrive.image.errors import (
     ConfigDriveError,
     InvalidInputError,
     SizeLimitExceeded,
+    UnknownFormatError,
 )
 from ironic_configdrive.masking import mask_url
 
@@ -33,6 +34,8 @@ FETCH_TIMEOUT = (10.0, 60.0)
 FETCH_CHUNK = 64 * 1024
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: How JSON text starts; no encoding of an image (base64, gzip) does.
+_JSON_STARTS = ("{", "[", b"{", b"[")
 _HTTP_SCHEMES = ("http://", "https://")
 
 
@@ -96,6 +99,14 @@ def normalise(value: Any, *, node_uuid: str, node_name: str | None = None,
         if not value.strip():
             raise InvalidInputError(reason="the config drive is empty")
         data = bytes(value) if isinstance(value, bytearray) else value
+        if data.lstrip()[:1] in _JSON_STARTS and (
+                isinstance(data, str) or image.detect_format(data[: formats.SNIFF_SIZE]) is None):
+            # Ironic takes the JSON form as an object only; a string is a URL or an image.
+            # Not parsed here, so no nesting depth or size reaches a JSON parser.
+            raise UnknownFormatError(
+                reason="the text looks like JSON; give the JSON form as an object "
+                       "{meta_data, user_data, network_data, vendor_data}, not as a string "
+                       "holding it")
         return Source(kind="encoded", image=image.unpack(data, cap=cap))
     raise InvalidInputError(
         reason=f"a config drive must be a URL, gzip+base64 text or a JSON object, "

@@ -3,37 +3,57 @@
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import sys
-from typing import Any
+from typing import Any, Final
 
 from ironic_configdrive import image
-from ironic_configdrive.image import formats
+from ironic_configdrive.image import formats, rules
 
 from .common import CommandError, atomic_output, print_json, read_input
+
+#: C0 and C1 control characters and DEL, shown escaped.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: object) -> str:
+    """Text from an image or the command line, safe to print on any terminal.
+
+    Control characters are escaped (an image must not drive the terminal) and so are lone
+    surrogates (from a JSON ``"\\ud800"`` or an undecodable file name), which stdout
+    could not encode.
+    """
+    return _CONTROL.sub(lambda found: ascii(found.group())[1:-1], str(text)).encode(
+        "utf-8", "backslashreplace").decode("utf-8")
 
 
 def _build(args: argparse.Namespace) -> int:
     raw = read_input(args.input, "config drive JSON")
     try:
-        configdrive = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+        # The document holds meta_data etc., so it may nest one level more than they may.
+        configdrive = rules.loads(raw, args.input, limit=rules.MAX_DRIVE_JSON_DEPTH)
+    except image.ConfigDriveError as exc:
+        raise CommandError(exc.message, 1) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise CommandError(f"{args.input} is not valid JSON: {exc}", 2) from None
+    warnings: list[str] = []
     try:
         built = image.build_image(configdrive, fmt=args.format, node_uuid=args.node_uuid,
                                   node_name=args.node_name, cloudstack=args.cloudstack,
-                                  sector_size=args.sector_size)
+                                  sector_size=args.sector_size, warnings=warnings)
         payload = image.pack(built).encode("ascii") if args.pack else built
     except image.ConfigDriveError as exc:
         raise CommandError(exc.message, 1) from None
+    for text in warnings:
+        print(f"warning: {text}", file=sys.stderr)
     with atomic_output(args.output) as handle:
         handle.write(payload)
     if args.json:
         print_json({"output": args.output, "format": args.format, "image_size": len(built),
-                    "written": len(payload), "packed": args.pack})
+                    "written": len(payload), "packed": args.pack, "warnings": warnings})
     else:
         what = "gzip+base64 text of a " if args.pack else ""
-        print(f"wrote {args.output}: {what}{args.format} config drive, "
+        print(f"wrote {_printable(args.output)}: {what}{args.format} config drive, "
               f"{len(built)} bytes ({len(payload)} written)")
     return 0
 
@@ -55,7 +75,7 @@ def _human_report(report: image.Report) -> str:
     lines += [f"warning: {text}" for text in report.warnings]
     lines += [f"problem: {text}" for text in report.problems]
     lines.append("valid" if report.valid else f"INVALID: {len(report.problems)} problem(s)")
-    return "\n".join(lines)
+    return "\n".join(_printable(line) for line in lines)
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -66,7 +86,7 @@ def _inspect(args: argparse.Namespace) -> int:
     else:
         print(_human_report(report))
         for text in report.problems:
-            print(f"problem: {text}", file=sys.stderr)
+            print(f"problem: {_printable(text)}", file=sys.stderr)
     return 0 if report.valid else 1
 
 
@@ -78,9 +98,11 @@ def _validate(args: argparse.Namespace) -> int:
         print_json(result)
     else:
         for text in report.problems:
-            print(f"problem: {text}", file=sys.stderr)
+            print(f"problem: {_printable(text)}", file=sys.stderr)
+        for text in report.warnings:
+            print(f"warning: {_printable(text)}", file=sys.stderr)
         if report.valid:
-            print(f"{args.image}: valid {report.format} config drive")
+            print(f"{_printable(args.image)}: valid {report.format} config drive")
     return 0 if report.valid else 1
 
 

@@ -44,7 +44,8 @@ def write_tree(files: Mapping[str, bytes], *, fmt: str = formats.ISO9660,
 def build_image(configdrive: Mapping[str, Any], *, fmt: str = formats.ISO9660,
                 node_uuid: str | None = None, node_name: str | None = None,
                 cloudstack: bool = False, sector_size: int = 512,
-                timestamp: int = formats.DEFAULT_TIMESTAMP) -> bytes:
+                timestamp: int = formats.DEFAULT_TIMESTAMP,
+                warnings: list[str] | None = None) -> bytes:
     """Build a config drive image from ``{meta_data, user_data, network_data, vendor_data}``.
 
     :param fmt: ``"iso9660"`` (label ``config-2``) or ``"vfat"`` (label ``CONFIG-2``).
@@ -54,11 +55,15 @@ def build_image(configdrive: Mapping[str, Any], *, fmt: str = formats.ISO9660,
     :param sector_size: logical sector size for vfat (4096 for 4Kn disks).
     :param timestamp: the time stamped on every file; fixed by default so builds are
         reproducible.
-    :raises InvalidInputError: the content is not acceptable (see its message).
+    :param warnings: when given, what readers take but Nova never writes is appended here
+        (e.g. a ``meta_data.uuid`` that is not a UUID); the same warnings :func:`.inspect`
+        reports.
+    :raises InvalidInputError: the content breaks a rule of :mod:`.rules` (the message names
+        the field); a drive built is one :func:`.validate` accepts.
     """
     _check_format(fmt)
     tree = layout.build_tree(configdrive, node_uuid=node_uuid, node_name=node_name,
-                             cloudstack=cloudstack)
+                             cloudstack=cloudstack, warnings=warnings)
     return write_tree(tree, fmt=fmt, sector_size=sector_size, timestamp=timestamp)
 
 

@@ -69,8 +69,14 @@ class SizeLimitExceeded(InvalidInputError):
 class UnsafePathError(InvalidInputError):
     """A path given in the metadata would escape the config drive's file tree."""
 
+    message_template = "{field} {path!r} escapes the config drive tree: {reason}"
+
+
+class JSONDepthError(InvalidInputError):
+    """JSON nests deeper than the bound every reader of the drive can take."""
+
     message_template = (
-        "file path {path!r} in meta_data.files escapes the config drive tree: {reason}"
+        "{field} nests arrays and objects deeper than {limit} levels; flatten it"
     )
 
 

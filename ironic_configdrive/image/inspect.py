@@ -9,16 +9,13 @@ for the version cloud-init picks (the newest dated version it knows, else ``late
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
-from . import build, formats, layout, vfat
-from .errors import ConfigDriveError
+from . import build, formats, layout, rules, vfat
+from .errors import ConfigDriveError, JSONDepthError
+from .iso9660 import labels as iso_labels
 from .stream import StreamDecoder
-
-_OPENSTACK_JSON = ("meta_data.json", "network_data.json", "vendor_data.json",
-                   "vendor_data2.json")
 
 
 @dataclasses.dataclass
@@ -49,12 +46,37 @@ class Report:
         return data
 
 
-def _load_json(files: Mapping[str, bytes], path: str, report: Report) -> Any:
+#: JSON files of a version directory besides meta_data.json, and the field each holds.
+_DOCUMENTS: Final = {"network_data.json": "network_data", "vendor_data.json": "vendor_data.json",
+                     "vendor_data2.json": "vendor_data"}
+
+
+def _load_json(files: Mapping[str, bytes], path: str, field: str, report: Report) -> Any:
+    """A JSON object read from the image (its problems reported), or None if there is none."""
     try:
-        return json.loads(files[path])
-    except (UnicodeDecodeError, ValueError) as exc:
+        data = rules.loads(files[path], field)
+    except JSONDepthError as exc:
+        report.problems.append(f"{path}: {exc.message}")
+        return None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         report.problems.append(f"{path} is not valid JSON ({exc})")
         return None
+    problem = rules.object_problem(data, field)
+    if problem is not None:
+        report.problems.append(f"{path}: {problem}")
+        return None
+    problem = rules.json_problem(data, field)
+    if problem is not None:
+        report.problems.append(f"{path}: {problem}")
+    return data
+
+
+def _add(report: Report, path: str, problems: list[rules.Problem]) -> None:
+    """Problems of one file, each once (json_problem may have named one already)."""
+    for problem in problems:
+        text = f"{path}: {problem}"
+        if text not in report.problems:
+            report.problems.append(text)
 
 
 def _versions(files: Mapping[str, bytes], top: str) -> list[str]:
@@ -75,31 +97,30 @@ def _check_meta_data(files: Mapping[str, bytes], version: str, report: Report) -
     if path not in files:
         report.problems.append(f"{path} is missing")
         return
-    meta = _load_json(files, path, report)
+    meta = _load_json(files, path, "meta_data", report)
     if meta is None:
         return
-    if not isinstance(meta, dict):
-        report.problems.append(f"{path} must hold a JSON object")
-        return
-    if not meta.get("uuid"):
-        report.problems.append(f"{path} has no 'uuid'; cloud-init rejects the drive")
-    keys = meta.get("public_keys")
-    if keys is not None and not (
-            isinstance(keys, dict) and all(isinstance(k, str) for k in keys.values())):
-        report.problems.append(f"{path}: public_keys must map names to key strings (glean)")
-    entries = meta.get("files") or []
-    if not isinstance(entries, list):
-        report.problems.append(f"{path}: 'files' must be a list")
-        entries = []
-    for entry in entries:
-        content_path = entry.get("content_path") if isinstance(entry, dict) else None
-        if not isinstance(content_path, str):
-            report.problems.append(f"{path}: every files[] entry needs a content_path string")
-        elif f"openstack/{content_path.lstrip('/')}" not in files:
-            report.problems.append(f"{path} refers to missing {content_path}")
+    _add(report, path, rules.meta_data_problems(meta))
+    report.warnings.extend(f"{path}: {text}" for text in rules.meta_data_warnings(meta))
+    entries = meta.get("files")
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        raw = entry.get("content_path") if isinstance(entry, dict) else None
+        content_path = rules.content_path(raw, "")[0]
+        if content_path is not None and f"openstack{content_path}" not in files:
+            report.problems.append(f"{path}: meta_data.files[{index}].content_path refers "
+                                   f"to missing {content_path}")
     if version == layout.LATEST or report.uuid is None:
-        report.uuid = meta.get("uuid") or report.uuid
-        report.hostname = meta.get("hostname") or meta.get("name") or report.hostname
+        uuid, hostname = meta.get("uuid"), meta.get("hostname") or meta.get("name")
+        report.uuid = uuid if isinstance(uuid, str) and uuid else report.uuid
+        report.hostname = hostname if isinstance(hostname, str) else report.hostname
+
+
+def _check_network_data(files: Mapping[str, bytes], version: str, report: Report) -> None:
+    path = f"openstack/{version}/network_data.json"
+    if path in files:
+        network = _load_json(files, path, "network_data", report)
+        if network is not None:
+            _add(report, path, rules.network_data_problems(network))
 
 
 def _check_tree(files: Mapping[str, bytes], report: Report) -> None:
@@ -114,32 +135,47 @@ def _check_tree(files: Mapping[str, bytes], report: Report) -> None:
             f"no version cloud-init knows among {report.openstack_versions} and no 'latest'")
     else:
         _check_meta_data(files, report.cloud_init_version, report)
+        _check_network_data(files, report.cloud_init_version, report)
     if layout.LATEST not in report.openstack_versions:
         report.problems.append("openstack/latest/ is missing; glean reads nothing else")
     elif report.cloud_init_version != layout.LATEST:
         _check_meta_data(files, layout.LATEST, report)
+        _check_network_data(files, layout.LATEST, report)
+    checked = {report.cloud_init_version, layout.LATEST}
     for version in report.openstack_versions:
         base = f"openstack/{version}"
         if f"{base}/meta_data.json" not in files:
             report.warnings.append(f"{base}/ has no meta_data.json")
-        for name in _OPENSTACK_JSON[1:]:
-            if f"{base}/{name}" in files:
-                _load_json(files, f"{base}/{name}", report)
-    network = files.get("openstack/latest/network_data.json")
-    if network is not None:
-        try:
-            data = json.loads(network)
-        except ValueError:
-            data = None  # already reported above
-        if isinstance(data, dict):
-            for key in ("links", "networks", "services"):
-                if key in data and not isinstance(data[key], list):
-                    report.problems.append(
-                        f"openstack/latest/network_data.json: '{key}' must be a list (glean)")
+        for name, field in _DOCUMENTS.items():
+            done = version in checked and name == "network_data.json"
+            if f"{base}/{name}" in files and not done:
+                _load_json(files, f"{base}/{name}", field, report)
     for version in report.ec2_versions:
         path = f"ec2/{version}/meta-data.json"
         if path in files:
-            _load_json(files, path, report)
+            _load_json(files, path, "ec2 meta-data", report)
+
+
+def _check_label(image: bytes, fmt: str | None, report: Report) -> None:
+    """The label as blkid reports it (cloud-init finds the drive with blkid)."""
+    if fmt == formats.ISO9660:
+        labels = iso_labels.volume_labels(image)
+        if labels is not None:
+            report.label = labels.blkid
+            if labels.differ:
+                report.problems.append(
+                    f"volume label is {labels.primary!r} in the primary volume descriptor "
+                    f"but {labels.joliet!r} in the Joliet one, and blkid (which cloud-init "
+                    f"uses to find the drive) reports {labels.blkid!r}; write the same "
+                    f"label, {formats.LABEL!r}, in both")
+    elif fmt == formats.VFAT:
+        try:
+            report.label = vfat.read_fat_label(image) or report.label
+        except ConfigDriveError as exc:
+            report.problems.append(exc.message)
+    if report.label not in (formats.LABEL, formats.VFAT_LABEL):
+        report.problems.append(
+            f"volume label is {report.label!r}; cloud-init looks for 'config-2' or 'CONFIG-2'")
 
 
 def inspect(data: bytes | str) -> Report:
@@ -157,16 +193,9 @@ def inspect(data: bytes | str) -> Report:
     except ConfigDriveError as exc:
         return Report(format=None, label=None, size=len(data), problems=[exc.message])
     fmt = formats.detect_format(image[: formats.SNIFF_SIZE])
-    label = formats.read_label(image)
-    report = Report(format=fmt, label=label, size=len(image), encoding=decoder.encoding)
-    if fmt == formats.VFAT:
-        try:
-            report.label = vfat.read_fat_label(image) or label
-        except ConfigDriveError as exc:
-            report.problems.append(exc.message)
-    if report.label not in (formats.LABEL, formats.VFAT_LABEL):
-        report.problems.append(
-            f"volume label is {report.label!r}; cloud-init looks for 'config-2' or 'CONFIG-2'")
+    report = Report(format=fmt, label=formats.read_label(image), size=len(image),
+                    encoding=decoder.encoding)
+    _check_label(image, fmt, report)
     if len(image) > formats.MAX_IMAGE_SIZE:
         report.problems.append(f"image is larger than {formats.MAX_IMAGE_SIZE} bytes")
     try:

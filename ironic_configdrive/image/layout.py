@@ -13,11 +13,11 @@ import binascii
 import copy
 import hashlib
 import json
-import posixpath
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .errors import InvalidInputError, UnsafePathError
+from . import rules
+from .errors import InternalError, InvalidInputError, UnsafePathError
 
 #: Nova's OpenStack metadata versions, oldest first.
 OPENSTACK_VERSIONS: Final = (
@@ -53,14 +53,28 @@ EC2_PLACEMENT_SINCE: Final = "2008-02-01"
 
 CONTENT_DIR: Final = "openstack/content"
 
-_KNOWN_KEYS: Final = frozenset({"meta_data", "user_data", "network_data", "vendor_data"})
+_KNOWN_KEYS: Final = ("meta_data", "user_data", "network_data", "vendor_data")
+#: The only ``files[].encoding`` there is; without it, text contents are written as UTF-8.
+BASE64: Final = "base64"
+
+
+def _refuse(problem: rules.Problem | None) -> None:
+    """Raise the error a broken rule means for build (the rules are in :mod:`.rules`)."""
+    if problem is None:
+        return
+    if problem.unsafe:
+        raise UnsafePathError(str(problem), field=problem.field, path=problem.path,
+                              reason=problem.reason)
+    raise InvalidInputError(reason=str(problem))
 
 
 def _json_bytes(value: Any, what: str) -> bytes:
     try:
         return json.dumps(value, sort_keys=True, allow_nan=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(reason=f"{what} is not JSON-serialisable: {exc}") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        # rules.json_problem has looked at every value already: this is a bug of ours.
+        raise InternalError(reason=f"{what} did not serialise after its checks "
+                                   f"({type(exc).__name__})") from None
 
 
 def _user_data_bytes(user_data: Any) -> bytes | None:
@@ -69,64 +83,49 @@ def _user_data_bytes(user_data: Any) -> bytes | None:
     if isinstance(user_data, bytes):
         return user_data
     if isinstance(user_data, str):
+        # Never quote user_data: it holds passwords and keys.
+        _refuse(rules.text_problem(user_data, "user_data"))
         return user_data.encode("utf-8")
     if isinstance(user_data, (dict, list)):
         # Ironic dumps structured user_data as JSON (e.g. Ignition configs).
+        _refuse(rules.json_problem(user_data, "user_data", show_keys=False))
         return _json_bytes(user_data, "user_data")
     raise InvalidInputError(
         reason=f"user_data must be a string, bytes, a dict or a list, not "
         f"{type(user_data).__name__}")
 
 
-def _mapping(value: Any, what: str) -> dict[str, Any]:
+def _document(configdrive: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """``meta_data``, ``network_data`` or ``vendor_data``: a JSON object every reader takes."""
+    value = configdrive.get(key)
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
-        raise InvalidInputError(
-            reason=f"{what} must be a JSON object, not {type(value).__name__}")
+    _refuse(rules.object_problem(value, key))
+    _refuse(rules.json_problem(value, key))
     return dict(value)
 
 
-def _safe_content_path(raw: Any) -> str:
-    """Normalise a ``content_path`` and refuse anything outside ``openstack/content``."""
-    if not isinstance(raw, str) or not raw:
-        raise InvalidInputError(reason="meta_data.files[].content_path must be a non-empty string")
-    if "\x00" in raw or "\\" in raw:
-        raise UnsafePathError(path=raw, reason="NUL bytes and backslashes are not allowed")
-    # Nova's content paths are "/content/NNNN", relative to openstack/.
-    parts = raw.split("/")
-    if ".." in parts:
-        raise UnsafePathError(path=raw, reason="'..' components are not allowed")
-    normal = posixpath.normpath("/" + raw.lstrip("/"))
-    if not normal.startswith("/content/") or normal == "/content/":
-        raise UnsafePathError(path=raw, reason="it must lie under /content/")
-    return normal
-
-
-def _guest_path(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw.startswith("/"):
-        raise InvalidInputError(
-            reason=f"meta_data.files[].path must be an absolute path in the instance, got "
-            f"{raw!r}")
-    if "\x00" in raw or ".." in raw.split("/"):
-        raise UnsafePathError(path=raw, reason="NUL bytes and '..' components are not allowed")
-    return raw
-
-
 def _file_contents(entry: Mapping[str, Any], index: int) -> bytes:
+    field = f"meta_data.files[{index}]"
     contents = entry.get("contents", entry.get("content"))
     if contents is None:
-        raise InvalidInputError(reason=f"meta_data.files[{index}] has no 'contents'")
+        raise InvalidInputError(reason=f"{field} has no 'contents'")
+    encoding = entry.get("encoding")
+    if encoding not in (None, BASE64):
+        raise InvalidInputError(
+            reason=f"{field}.encoding must be \"base64\" or left out (text contents are "
+                   f"written as UTF-8), not {rules.shown(encoding)}")
     if isinstance(contents, bytes):
         return contents
     if not isinstance(contents, str):
-        raise InvalidInputError(reason=f"meta_data.files[{index}].contents must be a string")
-    if entry.get("encoding") == "base64":
+        raise InvalidInputError(reason=f"{field}.contents must be a string")
+    _refuse(rules.text_problem(contents, f"{field}.contents"))
+    if encoding == BASE64:
         try:
-            return base64.b64decode(contents, validate=True)
+            # Wrapped base64 (76 columns, as base64(1) writes) is common: allow line breaks.
+            return base64.b64decode("".join(contents.split()), validate=True)
         except (binascii.Error, ValueError):
-            raise InvalidInputError(
-                reason=f"meta_data.files[{index}].contents is not valid base64") from None
+            raise InvalidInputError(reason=f"{field}.contents is not valid base64") from None
     return contents.encode("utf-8")
 
 
@@ -138,28 +137,37 @@ def _embed_files(meta_data: dict[str, Any], tree: dict[str, bytes]) -> None:
     if not isinstance(entries, list):
         raise InvalidInputError(reason="meta_data.files must be a list")
     described = []
-    used: set[str] = set()
+    used: dict[str, str] = {}
     for index, entry in enumerate(entries):
+        field = f"meta_data.files[{index}]"
         if not isinstance(entry, Mapping):
-            raise InvalidInputError(reason=f"meta_data.files[{index}] must be an object")
-        path = _guest_path(entry.get("path"))
+            raise InvalidInputError(reason=f"{field} must be an object")
+        _refuse(rules.guest_path_problem(entry.get("path"), f"{field}.path"))
         if "content_path" in entry and "contents" not in entry and "content" not in entry:
             raise InvalidInputError(
-                reason=f"meta_data.files[{index}] names content_path but carries no contents")
-        content_path = (_safe_content_path(entry["content_path"]) if "content_path" in entry
-                        else f"/content/{index:04d}")
-        if content_path in used:
-            raise InvalidInputError(reason=f"two files share content_path {content_path}")
-        used.add(content_path)
+                reason=f"{field} names content_path but carries no contents")
+        if "content_path" in entry:
+            content_path, problem = rules.content_path(entry["content_path"],
+                                                       f"{field}.content_path")
+            _refuse(problem)
+            assert content_path is not None
+        else:
+            content_path = f"{rules.CONTENT_PREFIX}{index:04d}"
+        # FAT compares names case-insensitively: /content/a and /content/A would clash.
+        if content_path.lower() in used:
+            raise InvalidInputError(
+                reason=f"{field}.content_path {content_path} is already used by "
+                       f"{used[content_path.lower()]}; give each file its own")
+        used[content_path.lower()] = field
         tree["openstack" + content_path] = _file_contents(entry, index)
-        described.append({"path": path, "content_path": content_path})
+        described.append({"path": entry["path"], "content_path": content_path})
     meta_data["files"] = described
 
 
 def normalise_meta_data(configdrive: Mapping[str, Any], node_uuid: str | None,
                         node_name: str | None = None) -> dict[str, Any]:
     """Apply Ironic's defaults: ``uuid`` from the node, ``name``, and ``hostname`` from name."""
-    meta_data = copy.deepcopy(_mapping(configdrive.get("meta_data"), "meta_data"))
+    meta_data = copy.deepcopy(_document(configdrive, "meta_data"))
     if node_uuid and "uuid" not in meta_data:
         meta_data["uuid"] = node_uuid
     if node_name and "name" not in meta_data:
@@ -225,28 +233,39 @@ def _cloudstack_tree(meta_data: Mapping[str, Any], user_data: bytes | None,
 
 
 def build_tree(configdrive: Mapping[str, Any], *, node_uuid: str | None = None,
-               node_name: str | None = None, cloudstack: bool = False) -> dict[str, bytes]:
+               node_name: str | None = None, cloudstack: bool = False,
+               warnings: list[str] | None = None) -> dict[str, bytes]:
     """Return the config drive's files as ``{posix path: content}``.
 
     Files that are identical across versions are the *same* bytes object, so writers can
-    store them once.
+    store them once. What readers take but Nova never writes (a ``uuid`` that is not a UUID)
+    is appended to ``warnings`` when given.
+
+    :raises InvalidInputError: the first rule of :mod:`.rules` the input breaks, naming the
+        field.
     """
     if not isinstance(configdrive, Mapping):
         raise InvalidInputError(
             reason=f"config drive must be a JSON object, not {type(configdrive).__name__}")
-    unknown = set(configdrive) - _KNOWN_KEYS
+    unknown = [key for key in configdrive if key not in _KNOWN_KEYS]
     if unknown:
         raise InvalidInputError(
-            reason=f"unknown config drive key(s) {sorted(unknown)}; expected "
+            reason=f"unknown config drive key(s) {rules.key_names(unknown)}; expected "
             f"{sorted(_KNOWN_KEYS)}")
     meta_data = normalise_meta_data(configdrive, node_uuid, node_name)
     user_data = _user_data_bytes(configdrive.get("user_data"))
-    network_data = _mapping(configdrive.get("network_data"), "network_data")
-    vendor_data = _mapping(configdrive.get("vendor_data"), "vendor_data")
+    network_data = _document(configdrive, "network_data")
+    vendor_data = _document(configdrive, "vendor_data")
 
     tree: dict[str, bytes] = {}
     content: dict[str, bytes] = {}
     _embed_files(meta_data, content)
+    # The rules validate applies to what we are about to write: refuse what it would report.
+    for problem in (*rules.meta_data_problems(meta_data),
+                    *rules.network_data_problems(network_data)):
+        _refuse(problem)
+    if warnings is not None:
+        warnings.extend(rules.meta_data_warnings(meta_data))
     admin_pass = meta_data.get("admin_pass")
 
     ec2_user_data = user_data

@@ -153,3 +153,39 @@ def test_json_over_the_cap() -> None:
     drive = {"meta_data": {}, "user_data": "x" * (2 * 1024 * 1024)}
     with pytest.raises(SizeLimitExceeded):
         source.normalise(drive, node_uuid=NODE, cap=1024 * 1024)
+
+
+@pytest.mark.parametrize("value", [
+    '{"meta_data": {"name": "x"}}',
+    b'  {"meta_data": {}}',
+    "[" * 100_000 + "]" * 100_000,
+], ids=["json-text", "json-bytes", "deep-json-text"])
+def test_json_text_is_refused_with_a_hint(value: Any) -> None:
+    with pytest.raises(image.UnknownFormatError) as exc:
+        source.normalise(value, node_uuid=NODE)
+    assert "looks like JSON; give the JSON form as an object" in exc.value.message
+
+
+@pytest.mark.parametrize("depth", [65, 900, 100_000])
+def test_deep_json_objects_are_refused(depth: int) -> None:
+    deep: Any = {}
+    for _ in range(depth - 1):
+        deep = {"k": deep}
+    with pytest.raises(InvalidInputError) as exc:
+        source.normalise({"vendor_data": deep}, node_uuid=NODE)
+    assert exc.value.message.startswith("invalid config drive input: vendor_data.k.k")
+    assert exc.value.message.endswith("nests arrays and objects deeper than 64 levels; "
+                                      "flatten it")
+
+
+def test_lone_surrogate_in_user_data_names_the_field_not_the_data() -> None:
+    with pytest.raises(InvalidInputError) as exc:
+        source.normalise({"user_data": "s3cr3t-\ud800"}, node_uuid=NODE)
+    assert "user_data is not valid Unicode text" in exc.value.message
+    assert "s3cr3t" not in exc.value.message
+
+
+def test_raw_image_starting_like_json_is_still_an_image(raw: bytes) -> None:
+    hybrid = b"[" + raw[1:]  # e.g. a hybrid ISO whose boot code starts with 0x5b
+    src = source.normalise(hybrid, node_uuid=NODE)
+    assert src.image == hybrid

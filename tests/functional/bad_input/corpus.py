@@ -80,6 +80,24 @@ def iso_wrong_label() -> bytes:
     return bytes(raw)
 
 
+def iso_joliet_label_differs() -> bytes:
+    """The primary descriptor says config-2, the Joliet one (which blkid reads) does not."""
+    raw = bytearray(iso())
+    for sector in range(17, 32):
+        start = sector * formats.ISO_SECTOR
+        if raw[start] == 2 and raw[start + 88 : start + 91] == b"%/E":  # Joliet SVD
+            raw[start + 40 : start + 72] = ("WRONG-JOLIET".encode("utf-16-be")
+                                            + b"\x00 " * 16)[:32]
+            return bytes(raw)
+    raise AssertionError("no Joliet volume descriptor")
+
+
+def deep_json(depth: int) -> str:
+    """A drive whose meta_data nests ``depth`` arrays (its user_data carries the secret)."""
+    nested = "[" * depth + "]" * depth
+    return f'{{"user_data": "{SECRET}", "meta_data": {{"uuid": "{NODE_UUID}", "x": {nested}}}}}'
+
+
 @functools.cache
 def vfat_without_label() -> bytes:
     """Our vfat drive with the boot sector label blanked and the root label entry deleted."""

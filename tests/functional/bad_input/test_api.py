@@ -12,6 +12,7 @@ one table, since pytest's parametrize does not apply to unittest classes.
 import ironic.tests.unit  # noqa: F401,I001  (must come first)
 
 import gzip
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -78,7 +79,8 @@ INLINE_CASES: dict[str, tuple[Callable[[], Any], str, dict[str, Any]]] = {
         lambda: {**corpus.DRIVE, "meta_data": {"files": [
             {"path": "/etc/motd", "content_path": "/content/../../../etc/shadow",
              "contents": "x"}]}},
-        "'/content/../../../etc/shadow' in meta_data.files escapes", {}),
+        "meta_data.files[0].content_path '/content/../../../etc/shadow' escapes the config "
+        "drive tree", {}),
     "oversize_json": (lambda: {**corpus.DRIVE, "user_data": _big_user_data()},
                       "larger than the 1 MiB limit", {"max_size": MIB}),
     "oversize_blob": (lambda: image.pack(_big_iso()), "larger than the 1 MiB limit",
@@ -86,6 +88,22 @@ INLINE_CASES: dict[str, tuple[Callable[[], Any], str, dict[str, Any]]] = {
     "unsupported_scheme": (lambda: f"ftp://127.0.0.1/drive.gz?temp_url_sig={SIG}",
                            "has an unsupported scheme", {}),
 }
+
+# The input-hardening review: each of these was a traceback or a drive validate refused.
+INLINE_CASES.update({
+    "iso_joliet_label_differs": (lambda: image.pack(corpus.iso_joliet_label_differs()),
+                                 "but 'WRONG-JOLIET' in the Joliet one", {}),
+    "json_user_data_lone_surrogate": (
+        lambda: {**corpus.DRIVE, "user_data": corpus.SECRET + "\ud800"},
+        "user_data is not valid Unicode text", {}),
+    "json_meta_data_too_deep": (lambda: {**corpus.DRIVE, "meta_data": {"x": json.loads(
+        "[" * 900 + "]" * 900)}}, "nests arrays and objects deeper than 64 levels", {}),
+    "json_public_keys_list": (lambda: {**corpus.DRIVE, "meta_data": {"public_keys": ["k"]}},
+                              "meta_data.public_keys must map key names to key strings", {}),
+    "json_file_path_root": (lambda: {**corpus.DRIVE, "meta_data": {"files": [
+        {"path": "/", "contents": "x"}]}}, "meta_data.files[0].path names a directory", {}),
+    "json_text_deep": (lambda: "[" * 100_000 + "]" * 100_000, "the text looks like JSON", {}),
+})
 
 #: Cases the product gets wrong today: kept as they should be (see the report of issue 6).
 INLINE_CASES["json_uuid_not_string"] = (

@@ -69,6 +69,27 @@ BUILD_CASES: dict[str, tuple[Callable[[], str], list[str], int, str]] = {
     "oversize": (lambda: json.dumps({**_drive(), "user_data": corpus.SECRET
                                      + "x" * (corpus.CAP_MIB * corpus.MIB)}),
                  [], 1, f"larger than the {corpus.CAP_MIB} MiB limit"),
+    # The hardening review's findings: each once a traceback or a drive validate refuses.
+    "deep_json_900": (lambda: corpus.deep_json(900), [], 1,
+                      "nests arrays and objects deeper than 65 levels"),
+    "deep_json_100000": (lambda: corpus.deep_json(100_000), [], 1,
+                         "nests arrays and objects deeper than 65 levels"),
+    "user_data_lone_surrogate": (
+        lambda: json.dumps({**_drive(), "user_data": corpus.SECRET + "\ud800"}), [], 1,
+        "user_data is not valid Unicode text: a lone surrogate U+D800 at character 29"),
+    "hostname_nul": (lambda: json.dumps(_drive(hostname="web\x00")), [], 1,
+                     "meta_data.hostname contains the control character U+0000"),
+    "file_path_root": (lambda: json.dumps(_drive(files=[{"path": "/", "contents": "x"}])),
+                       [], 1, "meta_data.files[0].path names a directory ('/')"),
+    "file_encoding_unknown": (
+        lambda: json.dumps(_drive(files=[{"path": "/x", "contents": "eA==",
+                                          "encoding": "gzip"}])),
+        [], 1, 'meta_data.files[0].encoding must be "base64" or left out'),
+    "public_keys_list": (lambda: json.dumps(_drive(public_keys=["ssh-ed25519 AAAA"])), [], 1,
+                         "meta_data.public_keys must map key names to key strings"),
+    "network_links_object": (
+        lambda: json.dumps({**_drive(), "network_data": {"links": {"id": "l0"}}}), [], 1,
+        "network_data.links must be a list of objects"),
 }
 
 
@@ -90,6 +111,15 @@ def test_build_into_missing_directory(tmp_path: pathlib.Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.json"]
 
 
+def test_build_warns_of_a_uuid_that_is_not_one(tmp_path: pathlib.Path) -> None:
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps({**corpus.DRIVE, "meta_data": {"uuid": "not-a-uuid"}}))
+    result = cli("build", str(source), "-o", str(tmp_path / "out.iso"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("warning: meta_data.uuid 'not-a-uuid' is not a UUID")
+    assert corpus.SECRET not in result.stderr + result.stdout
+
+
 # -- inspect / validate ---------------------------------------------------------------------
 
 IMAGE_CASES: dict[str, tuple[Callable[[], bytes | str], str]] = {
@@ -100,6 +130,9 @@ IMAGE_CASES: dict[str, tuple[Callable[[], bytes | str], str]] = {
     "no_filesystem": (corpus.not_a_filesystem, "no gzip, ISO9660, FAT or base64 signature"),
     "iso_wrong_label": (corpus.iso_wrong_label, "volume label is 'WRONG-LABEL'"),
     "vfat_missing_label": (corpus.vfat_without_label, "volume label is None"),
+    "iso_joliet_label_differs": (corpus.iso_joliet_label_differs,
+                                 "volume label is 'config-2' in the primary volume descriptor "
+                                 "but 'WRONG-JOLIET' in the Joliet one"),
 }
 
 

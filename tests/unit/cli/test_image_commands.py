@@ -93,3 +93,62 @@ def test_usage_error_exit_code():
     with pytest.raises(SystemExit) as exc:
         run("build")
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("depth", [900, 100_000])
+def test_build_refuses_deep_json_without_a_traceback(tmp_path, capsys, depth):
+    src = tmp_path / "in.json"
+    nested = "[" * depth + "]" * depth
+    src.write_text(f'{{"meta_data": {{"uuid": "{UUID}", "x": {nested}}}}}')
+    assert run("build", src, "-o", tmp_path / "out.iso") == 1
+    err = capsys.readouterr().err
+    assert err == (f"ironic-configdrive build: error: {src} nests arrays and objects deeper "
+                   f"than 65 levels; flatten it\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["in.json"]
+
+
+def test_build_takes_json_at_the_bound(tmp_path):
+    src = tmp_path / "in.json"  # 65 levels in the file: meta_data itself nests 64
+    nested = "[" * 63 + "]" * 63
+    src.write_text(f'{{"meta_data": {{"uuid": "{UUID}", "x": {nested}}}}}')
+    assert run("build", src, "-o", tmp_path / "out.iso") == 0
+    assert run("validate", tmp_path / "out.iso") == 0
+
+
+def test_build_warns_when_the_uuid_is_not_one(tmp_path, capsys):
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps({"meta_data": {"uuid": "not-a-uuid"}}))
+    out = tmp_path / "cd.iso"
+    assert run("build", src, "-o", out, "--json") == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("warning: meta_data.uuid 'not-a-uuid' is not a UUID")
+    assert json.loads(captured.out)["warnings"] == [captured.err[len("warning: "):].rstrip()]
+    assert run("validate", out) == 0
+    assert "warning: openstack/latest/meta_data.json: meta_data.uuid 'not-a-uuid' is not a " \
+           "UUID" in capsys.readouterr().err
+
+
+def test_build_refuses_a_lone_surrogate_in_user_data(tmp_path, capsys):
+    src = tmp_path / "in.json"
+    src.write_text(f'{{"meta_data": {{"uuid": "{UUID}"}}, "user_data": "s3cret\\ud800"}}')
+    assert run("build", src, "-o", tmp_path / "out.iso") == 1
+    err = capsys.readouterr().err
+    assert "user_data is not valid Unicode text: a lone surrogate U+D800 at character 6" in err
+    assert "s3cret" not in err
+
+
+def test_inspect_prints_hostile_text_escaped(tmp_path, capsys):
+    from ironic_configdrive.image import layout, write_tree
+
+    files = layout.build_tree({"meta_data": {"uuid": UUID}})
+    meta = json.dumps({"uuid": UUID, "hostname": "\ud800\x1b[2J"}).encode()
+    files.update({"openstack/latest/meta_data.json": meta,
+                  "openstack/2020-10-14/meta_data.json": meta,
+                  "openstack/content/\x1b[31mred": b"x"})
+    path = tmp_path / "hostile.img"
+    path.write_bytes(write_tree(files))
+    assert run("inspect", path) == 1  # capsys' stdout, like a terminal's, is strict UTF-8
+    captured = capsys.readouterr()
+    assert "\x1b" not in captured.out + captured.err
+    assert "hostname:   \\ud800\\x1b[2J" in captured.out
+    assert "openstack/content/\\x1b[31mred" in captured.out

@@ -40,13 +40,14 @@ def test_report_of_a_good_drive(fmt):
 @pytest.mark.parametrize(
     "files,problem",
     [
-        (tree(**{"openstack/latest/meta_data.json": b'{"name": "x"}'}), "no 'uuid'"),
+        (tree(**{"openstack/latest/meta_data.json": b'{"name": "x"}'}),
+         "meta_data.uuid is missing"),
         (tree(**{"openstack/2020-10-14/meta_data.json": b"{not json"}), "not valid JSON"),
         ({p: v for p, v in tree().items() if "/latest/" not in p}, "openstack/latest/ is missing"),
         ({"ec2/latest/meta-data.json": b"{}"}, "no openstack/<version>/ directory"),
         (
             tree(**{"openstack/latest/network_data.json": b'{"links": {}}'}),
-            "'links' must be a list",
+            "network_data.links must be a list",
         ),
         (
             tree(
@@ -56,7 +57,7 @@ def test_report_of_a_good_drive(fmt):
                     ).encode()
                 }
             ),
-            "public_keys",
+            "meta_data.public_keys.k must be a key string",
         ),
         (
             tree(
@@ -66,17 +67,17 @@ def test_report_of_a_good_drive(fmt):
                     ).encode()
                 }
             ),
-            "missing /content/0009",
+            "meta_data.files[0].content_path refers to missing /content/0009",
         ),
         (
             tree(**{"openstack/latest/meta_data.json": json.dumps(
                 {"uuid": UUID, "files": {"path": "/a"}}).encode()}),
-            "'files' must be a list",
+            "meta_data.files must be a list",
         ),
         (
             tree(**{"openstack/latest/meta_data.json": json.dumps(
                 {"uuid": UUID, "files": [{"path": "/a", "content_path": 7}]}).encode()}),
-            "needs a content_path string",
+            "meta_data.files[0].content_path must be a non-empty string",
         ),
     ],
 )
@@ -100,3 +101,79 @@ def test_garbage_is_reported_not_raised():
     report = inspect(b"hello")
     assert not report.valid and report.format is None
     assert "unrecognised" in report.problems[0] or "signature" in report.problems[0]
+
+
+# -- the label as blkid reads it: Joliet's, where the two descriptors disagree ---------------
+
+def set_label(image: bytes, label: str, *, joliet: bool) -> bytes:
+    """``image`` with the primary (or Joliet) volume descriptor's label replaced."""
+    raw = bytearray(image)
+    for sector in range(16, 32):
+        desc = raw[sector * 2048 : sector * 2048 + 2048]
+        if joliet and desc[0] == 2 and desc[88:91] == b"%/E":
+            field = (label.encode("utf-16-be") + b"\x00 " * 16)[:32]
+        elif not joliet and desc[0] == 1:
+            field = label.encode("ascii").ljust(32)
+        else:
+            continue
+        raw[sector * 2048 + 40 : sector * 2048 + 72] = field
+        return bytes(raw)
+    raise AssertionError("no such volume descriptor")
+
+
+@pytest.fixture(scope="module")
+def iso_image():
+    return build_image({"meta_data": {"name": "h1"}}, node_uuid=UUID)
+
+
+def test_joliet_label_that_differs_is_what_blkid_reports(iso_image):
+    report = inspect(set_label(iso_image, "other", joliet=True))
+    assert report.label == "other"
+    assert any("volume label is 'config-2' in the primary volume descriptor but 'other' in "
+               "the Joliet one" in p for p in report.problems), report.problems
+    assert any("volume label is 'other'; cloud-init looks for" in p for p in report.problems)
+
+
+def test_primary_label_that_differs_from_joliet(iso_image):
+    report = inspect(set_label(iso_image, "WRONG", joliet=False))
+    assert report.label == "config-2"  # blkid: Joliet's, since the two do not merge
+    assert report.problems == [
+        "volume label is 'WRONG' in the primary volume descriptor but 'config-2' in the "
+        "Joliet one, and blkid (which cloud-init uses to find the drive) reports 'config-2'; "
+        "write the same label, 'config-2', in both"]
+
+
+def test_label_case_differs(iso_image):
+    report = inspect(set_label(iso_image, "CONFIG-2", joliet=True))
+    assert report.label == "config-2"  # blkid merges case-insensitively, keeping lower case
+    assert len(report.problems) == 1 and "'CONFIG-2' in the Joliet one" in report.problems[0]
+
+
+def test_blank_joliet_label(iso_image):
+    report = inspect(set_label(iso_image, "", joliet=True))
+    assert report.label is None
+    assert any("volume label is None" in p for p in report.problems)
+
+
+def test_same_label_in_both_is_valid(iso_image):
+    both = set_label(set_label(iso_image, "config-2", joliet=True), "config-2", joliet=False)
+    assert validate(both) == []
+
+
+@pytest.mark.parametrize("depth", [65, 900, 100_000])
+def test_deep_json_in_the_image_is_a_problem_not_a_crash(depth):
+    meta = f'{{"uuid": "{UUID}", "x": ' + "[" * depth + "]" * depth + "}"
+    files = tree(**{f"openstack/{v}/meta_data.json": meta.encode()
+                    for v in (*layout.OPENSTACK_VERSIONS, "latest")})
+    problems = validate(iso9660.write_iso(files))
+    assert ("openstack/latest/meta_data.json: meta_data nests arrays and objects deeper than "
+            "64 levels; flatten it") in problems
+
+
+def test_text_read_back_is_checked_like_build_checks_it():
+    meta = json.dumps({"uuid": UUID, "hostname": "\ud800", "name": "a\x00b"}).encode()
+    report = inspect(iso9660.write_iso(tree(**{"openstack/latest/meta_data.json": meta,
+                                               "openstack/2020-10-14/meta_data.json": meta})))
+    assert any("meta_data.hostname is not valid Unicode text" in p for p in report.problems)
+    assert report.hostname is None or isinstance(report.hostname, str)
+    json.dumps(report.as_dict())

@@ -112,8 +112,8 @@ def test_paths_escaping_the_tree_are_refused(entry):
     "configdrive,match",
     [
         ({"meta_data": [1]}, "meta_data must be a JSON object"),
-        ({"meta_data": {"x": float("nan")}}, "not JSON-serialisable"),
-        ({"meta_data": {"x": object()}}, "not JSON-serialisable"),
+        ({"meta_data": {"x": float("nan")}}, "meta_data.x is NaN or infinite"),
+        ({"meta_data": {"x": object()}}, "meta_data.x is of type object, which JSON cannot hold"),
         ({"user_data": 42}, "user_data must be"),
         ({"network_data": "links"}, "network_data must be a JSON object"),
         ({"bogus": 1}, "unknown config drive key"),

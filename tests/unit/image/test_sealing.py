@@ -31,7 +31,8 @@ def test_round_trip_in_any_piece_size(size: int) -> None:
     data = os.urandom(size)
     sealed = sealing.seal(data, KEY, chunk_size=4096)
     assert sealing.is_sealed(sealed)
-    assert data not in sealed or size == 0
+    # A byte or two of random plaintext turns up in any ciphertext by chance (flaky at 1).
+    assert data not in sealed or size < 16
     for piece in (1, 7, 4096, len(sealed)):
         chunks = [sealed[i : i + piece] for i in range(0, len(sealed), piece)]
         assert b"".join(sealing.iter_open(chunks, KEY)) == data
