@@ -85,15 +85,17 @@ class UpdateStepMixin:
                     and self._boot_service_ramdisk(task)):
                 return str(states.SERVICEWAIT)
             drive.expose(record, plan)
-        except ConfigDriveError as exc:
+        except BaseException as exc:
             if not taken_over:  # the failure handler saves the node: no plaintext in it
                 restored = dict(node.instance_info)
                 restored.pop("configdrive", None)
                 if previous is not None:
                     restored["configdrive"] = previous
                 node.instance_info = restored
-            raise exception.NodeServicingFailure(
-                node=node.uuid, reason=scrub(exc.message)) from None
+            if isinstance(exc, ConfigDriveError):
+                raise exception.NodeServicingFailure(
+                    node=node.uuid, reason=scrub(exc.message)) from None
+            raise
         LOG.info("Config drive of node %s updated in service", node.uuid)
         return None
 

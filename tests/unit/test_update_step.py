@@ -11,7 +11,7 @@ from unittest import mock
 from ironic.common import exception, states
 from ironic.conductor import task_manager
 
-from ironic_configdrive import deploy, log_masking, records
+from ironic_configdrive import deploy, lifecycle, log_masking, records
 from tests.unit.test_deploy import SECRET, DeployTestBase
 
 NEW_SECRET = "NEW-password-8c1d"
@@ -114,6 +114,18 @@ class TestUpdatePartition(UpdateTestBase):
         self.assertTrue(old.matches(self.node.instance_info["configdrive"]))
         self.assertEqual(1, len(self.store.objects))
         self.assertEqual([], self.exposers["partition"].detached)  # old drive untouched
+
+
+    def test_unexpected_errors_also_leave_no_plaintext(self) -> None:
+        old = self._record()
+        assert old is not None
+        drive = {"meta_data": {"name": "new"}, "user_data": NEW_SECRET}
+        with mock.patch.object(lifecycle.DriveLifecycle, "take_over",
+                               side_effect=RuntimeError("a bug")), \
+                self.assertRaisesRegex(RuntimeError, "a bug"):
+            self._service({"configdrive": drive})
+        self.assertNotIn(NEW_SECRET, self._node_fields())
+        self.assertTrue(old.matches(self.node.instance_info["configdrive"]))
 
 
 class TestUpdateVirtualMedia(UpdateTestBase):
