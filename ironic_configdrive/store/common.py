@@ -15,13 +15,22 @@ from ironic_configdrive.store.base import ENCODINGS, GZIP, IDENTITY, StoreError
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 
+#: The CONF object our options were last registered on (see :func:`ironic_conf`).
+_registered_on: Any = None
+
+
 def ironic_conf() -> Any:
     """Ironic's global CONF with the ``[configdrive]`` options registered (idempotent)."""
+    global _registered_on
     from ironic.conf import CONF
 
     from ironic_configdrive import conf as cd_conf
 
-    cd_conf.register_opts(CONF)  # registering the same Opt objects again is a no-op
+    # Registering the same Opt objects again is a no-op, but not a cheap one (stores are
+    # made per call, and call this): only when CONF is new to us (tests may swap it).
+    if CONF is not _registered_on:
+        cd_conf.register_opts(CONF)
+        _registered_on = CONF
     return CONF
 
 

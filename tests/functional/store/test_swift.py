@@ -527,3 +527,43 @@ def test_list_stored_sees_ours_not_foreign(swift_server: SwiftServer, container:
     assert len(store.list_stored(limit=2)) == 2
     assert make_store(swift_server, f"cd-none-{uuid.uuid4().hex[:8]}").list_stored(
         limit=5) == []
+
+
+GREEN = """
+import json, sys
+order, auth_url, user, key, container = sys.argv[1:6]
+if order == "patch-first":  # how eventlet-based services start
+    import eventlet
+    eventlet.monkey_patch()
+from ironic_configdrive.store.swift import SwiftStore
+if order == "import-first":
+    import eventlet
+    eventlet.monkey_patch()
+import eventlet
+
+def put(i):
+    store = SwiftStore.from_credentials(auth_url, user, key, container=container,
+                                        temp_url_duration=600, delete_after=3600, retries=2,
+                                        retry_backoff=0.01)
+    return store.put(f"green-{i}", b"green" * 100, deploy_id="g").url
+
+print(json.dumps(list(eventlet.GreenPool(30).imap(put, range(30)))), flush=True)
+"""
+
+
+@pytest.mark.parametrize("order", ["patch-first", "import-first"])
+def test_green_threads_share_the_pool_and_key_without_deadlock(
+        swift_server: SwiftServer, container: str, order: str) -> None:
+    """Under eventlet the locks held across requests must be green ones."""
+    pytest.importorskip("eventlet")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p))
+    done = subprocess.run(
+        [sys.executable, "-c", GREEN, order, swift_server.auth_url, swift_server.user,
+         swift_server.key, container],
+        capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    urls = json.loads(done.stdout.strip().splitlines()[-1])
+    responses = fetch_all(urls)
+    assert [r.status_code for r in responses] == [200] * 30
+    assert all(gzip.decompress(r.content) == b"green" * 100 for r in responses)

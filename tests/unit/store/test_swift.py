@@ -7,7 +7,6 @@ import datetime
 import gzip
 import hashlib
 import hmac
-import io
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -131,8 +130,9 @@ def test_put_uploads_gzip_with_backstop_and_signs() -> None:
     args, kwargs = conn.put_object.call_args
     assert args[:2] == ("cd", f"{NODE}/dep-1")
     body = args[2]
-    assert isinstance(body, io.BytesIO)  # seekable, so swiftclient can retry the upload
-    data = body.getvalue()
+    # bytes (sent in one piece) that say they can be rewound, so swiftclient retries them
+    assert isinstance(body, bytes) and body.tell() == 0 and hasattr(body, "seek")
+    data = bytes(body)
     assert gzip.decompress(data) == image
     assert kwargs["content_length"] == len(data)
     assert kwargs["etag"] == hashlib.md5(data).hexdigest()
@@ -161,7 +161,7 @@ def test_put_identity_uploads_the_raw_image(fmt: str, suffix: str, content_type:
     stored = make_store(conn).put(NODE, image, deploy_id="dep-1", encoding="identity")
     args, kwargs = conn.put_object.call_args
     assert args[:2] == ("cd", f"{NODE}/dep-1{suffix}")
-    assert args[2].getvalue() == image
+    assert bytes(args[2]) == image
     assert kwargs["content_type"] == content_type
     assert kwargs["content_length"] == len(image)
     assert stored.encoding == "identity"
@@ -410,11 +410,11 @@ class FakeSwift:
             self._log("HEAD account")
             return dict(self.account)
 
-        def put_object(container: str, obj: str, body: io.BytesIO, **_kw: Any) -> None:
+        def put_object(container: str, obj: str, body: bytes, **_kw: Any) -> None:
             self._log(f"PUT {container}/{obj}")
             if container not in self.containers:
                 raise not_found()
-            self.objects[f"{container}/{obj}"] = body.read()
+            self.objects[f"{container}/{obj}"] = bytes(body)
 
         def delete_object(container: str, obj: str) -> None:
             self._log(f"DELETE {container}/{obj}")
@@ -442,9 +442,10 @@ class FakeSwift:
 def shared_store(swift: FakeSwift, key: object = "creds", **kwargs: Any) -> SwiftStore:
     """A store like loader.get_store() makes per call: same settings, shared state."""
     options: dict[str, Any] = {"container": "cd", "temp_url_duration": 600,
-                               "delete_after": 0, "retries": 0, "retry_backoff": 0.0}
+                               "delete_after": 0, "retries": 0, "retry_backoff": 0.0,
+                               "connection_factory": swift.connection}
     options.update(kwargs)
-    return SwiftStore(connection_factory=swift.connection, connection_key=key, **options)
+    return SwiftStore(connection_key=key, **options)
 
 
 def run_threads(count: int, fn: Callable[[int], Any]) -> list[Any]:
@@ -703,3 +704,36 @@ def test_list_stored_stops_at_limit_and_handles_no_container() -> None:
     conn.get_container.side_effect = server_error()
     with pytest.raises(StoreError, match="listing of container cd.*HTTP 503"):
         make_store(conn).list_stored(limit=3)
+
+
+def test_first_authentication_retried_when_transient_refused_when_wrong() -> None:
+    swift = FakeSwift(account_key="k")
+    real = swift.connection
+
+    def flaky() -> mock.Mock:
+        conn = real()
+        answers = iter([server_error(), conn.get_auth.side_effect])
+
+        def get_auth() -> Any:
+            answer = next(answers)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer()
+
+        conn.get_auth.side_effect = get_auth
+        return conn
+
+    shared_store(swift, connection_factory=flaky, retries=1).put(NODE, b"x", deploy_id="d")
+    assert swift.auths == 1 and swift.count("PUT cd/") == 1
+
+    def wrong() -> mock.Mock:
+        conn = real()
+        conn.get_auth.side_effect = ClientException("no", http_status=401,
+                                                    http_reason="Unauthorized")
+        return conn
+
+    store = SwiftStore(connection_factory=wrong, container="cd", temp_url_duration=600,
+                       delete_after=0, retries=3, retry_backoff=0.0)
+    with pytest.raises(StoreError, match=f"node {NODE}.*authentication.*HTTP 401.*credentials"):
+        store.put(NODE, b"x", deploy_id="d")
+    assert swift.count("PUT cd/") == 1  # nothing was sent without a token
