@@ -345,7 +345,9 @@ def run(workdir: Workdir, *, config_drive: str | None, exposure: str | None,
     """up -> deploy -> verify -> undeploy -> verify -> down, with a summary at the end.
 
     Without ``exposure``: a partition deploy, a rebuild with another drive, an undeploy, then
-    a virtual media deploy and its undeploy, all on one lab.
+    a virtual media deploy and its undeploy, all on one lab; with several conductors, the
+    virtual media deploy's host fails and comes back in between (:func:`conductor_cmd.
+    host_failure`).
     """
     # A JSON file is read, so the later phases can rename the instance in it.
     drive = config_drive_arg(config_drive) if config_drive else json.dumps(EXAMPLE_DRIVE)
@@ -366,6 +368,8 @@ def run(workdir: Workdir, *, config_drive: str | None, exposure: str | None,
             plan.append(("partition", "update", _renamed(drive, "lab-updated")))
         plan.append(("partition", "rebuild", _renamed(drive, "lab-rebuilt")))
         plan.append(("virtual_media", "deploy", _renamed(drive, "lab-vmedia")))
+        if conductors > 1:
+            plan.append(("virtual_media", "host failure", drive))
         if updates:
             plan.append(("virtual_media", "update", _renamed(drive, "lab-vmedia-updated")))
     failed = True
@@ -377,6 +381,10 @@ def run(workdir: Workdir, *, config_drive: str | None, exposure: str | None,
             if action == "update":
                 timed(f"update {mechanism}+verify",
                       functools.partial(update, workdir, config_drive=text))
+                continue
+            if action == "host failure":
+                timed(f"host failure, takeover {mechanism}+verify",
+                      functools.partial(conductor_cmd.host_failure, workdir))
                 continue
             timed(f"{action} {mechanism}+verify",
                   functools.partial(deploy, workdir, config_drive=text, exposure=mechanism))

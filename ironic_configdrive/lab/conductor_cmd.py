@@ -11,6 +11,7 @@ both again and waits until Ironic reports the conductor alive.
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,50 @@ from ironic_configdrive.lab.progress import Progress
 from ironic_configdrive.lab.workdir import LabError, Workdir
 
 ACTIONS = ("stop", "start")
+#: How long a conductor may take to re-serve virtual media after it took the node over.
+RESERVE_TIMEOUT = 60.0
+
+
+# -- a host failure under a deployed node -----------------------------------------------------
+
+def host_failure(workdir: Workdir) -> dict[str, Any]:
+    """The holder's host fails (conductor and HTTP server killed), another conductor takes
+    the node over and, for virtual media, serves the drive again from its own HTTP root; the
+    host comes back, the node returns to it and it serves the drive again. Verified."""
+    from ironic_configdrive.lab import verify
+
+    lab = Conductors(workdir)
+    state = workdir.load_state()
+    deployed = state.get("deployed") or {}
+    first = lab.holder()
+    if first is None:
+        raise LabError("no conductor holds the node; deploy first")
+    lab.stop(first)
+    second, seconds = lab.wait_for_takeover(first)
+    checks = [f"conductor-{first} killed; conductor-{second} holds the node after "
+              f"{seconds:.1f} s"]
+    media, sha = deployed.get("media"), str(deployed.get("sha256"))
+
+    def served_by(index: int) -> None:
+        http_url = str(workdir.load_state()["conductors"][lab.host(index).name]["http_url"])
+        deadline = time.monotonic() + RESERVE_TIMEOUT
+        while not verify.media_served_by(workdir, str(media), http_url, sha):
+            if time.monotonic() > deadline:
+                raise LabError(f"the BMC's media in {media} is not served by "
+                               f"conductor-{index} {RESERVE_TIMEOUT:.0f} s after it took "
+                               "the node over")
+            time.sleep(0.5)
+        checks.append(f"the BMC's media in {media} is served by conductor-{index}'s HTTP "
+                      f"root and hashes to the stored sha256 {sha}")
+
+    if media:
+        served_by(second)
+    lab.start(first)
+    lab.wait_for_holder(lambda index: index == first)
+    checks.append(f"conductor-{first} back; the node returned to it")
+    if media:
+        served_by(first)
+    return {"checks": checks}
 
 
 # -- up / down ----------------------------------------------------------------------------

@@ -242,3 +242,19 @@ def _http_deleted(workdir: Workdir, state: dict[str, Any], location: str, holder
         return [f"NOTE: the {what} is still in {', '.join(left)}'s HTTP root (host-local "
                 f"http store; {holder} did the work and cannot reach it)"]
     return [f"{what} deleted from the http store"]
+
+
+def media_served_by(workdir: Workdir, device: str, http_url: str, sha256: str) -> bool:
+    """The BMC's media in ``device`` comes from ``http_url`` and answers with the drive."""
+    import requests
+
+    state = workdir.load_state()
+    url = str(bmc.media(workdir, state["redfish"]["redfish_address"])[device].get("Image")
+              or "")
+    if not url.startswith(http_url.rstrip("/") + "/"):
+        return False
+    try:
+        response = requests.get(url, timeout=10)
+    except requests.RequestException:
+        return False
+    return response.ok and hashlib.sha256(response.content).hexdigest() == sha256

@@ -16,7 +16,6 @@ reconciler deletes the object within one period once Swift is back.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -24,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
-from ironic_configdrive.lab import bmc, cli, ironic_conf, objectstore
+from ironic_configdrive.lab import bmc, cli, ironic_conf, objectstore, verify
 from ironic_configdrive.lab.client import Client
 from ironic_configdrive.lab.conductors import Conductors
 from ironic_configdrive.lab.workdir import Workdir
@@ -75,16 +73,8 @@ def _media(workdir: Workdir, device: str) -> dict[str, Any]:
 def _served_by(lab: Conductors, workdir: Workdir, device: str, index: int,
                sha256: str) -> bool:
     """The BMC's media URL is conductor ``index``'s and answers with the drive."""
-    url = str(_media(workdir, device).get("Image") or "")
-    http_url = str(workdir.load_state().get("conductors", {}).get(lab.host(index).name, {})
-                   .get("http_url") or "")
-    if not url or (http_url and not url.startswith(http_url)):
-        return False
-    try:
-        response = requests.get(url, timeout=10)
-    except requests.RequestException:
-        return False
-    return response.ok and hashlib.sha256(response.content).hexdigest() == sha256
+    http_url = workdir.load_state()["conductors"][lab.host(index).name]["http_url"]
+    return verify.media_served_by(workdir, device, str(http_url), sha256)
 
 
 @pytest.fixture
