@@ -22,7 +22,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ironic_configdrive import conf, image, keys, records, source
+from ironic_configdrive import image, keys, records, source
 from ironic_configdrive.expose import loader as expose_loader
 from ironic_configdrive.expose import partition
 from ironic_configdrive.expose.plan import ExposurePlan
@@ -35,8 +35,8 @@ from ironic_configdrive.store import loader as store_loader
 from ironic_configdrive.store.base import IDENTITY, ConfigDriveStore, StoredImage
 
 LOG = logging.getLogger(__name__)
+#: The [configdrive] options are registered by the deploy interface (conf.register_opts).
 CONF = cfg.CONF
-conf.register_opts(CONF)
 
 #: Where decrypted copies for virtual media go: the conductor's own [deploy]http_root.
 SERVED_COPY_STORE = "http"

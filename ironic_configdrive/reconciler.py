@@ -26,15 +26,15 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ironic_configdrive import conf, lifecycle, records
+from ironic_configdrive import lifecycle, records
 from ironic_configdrive.image.errors import ConfigDriveError
 from ironic_configdrive.masking import scrub
 from ironic_configdrive.store import loader as store_loader
 from ironic_configdrive.store.base import ConfigDriveStore, Listed
 
 LOG = logging.getLogger(__name__)
+#: The [configdrive] options are registered by the deploy interface (conf.register_opts).
 CONF = cfg.CONF
-conf.register_opts(CONF)
 
 PURPOSE = "config drive reconciler"
 _PAGE = 500
