@@ -44,3 +44,26 @@ def test_run_prints_a_summary_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert disk.backing_devices(workdir.disk) == []
     assert not network.exists(network.names(workdir)[0])
     assert workdir.disk.exists()
+
+
+def test_run_with_two_conductors_survives_a_host_failure(tmp_path: Path) -> None:
+    from tests.functional.lab.test_conductors import _require_conductors
+
+    _require_conductors()
+    workdir = Workdir.at(tmp_path / "lab")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "ironic_configdrive.lab", "run", "--workdir",
+             str(workdir.root), "--conductors", "2"],
+            capture_output=True, text=True, timeout=1200, check=False)
+    finally:
+        cli.down(workdir, quiet=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = result.stdout.split("\nSummary (swift store)\n", 1)[1]
+    assert "  host failure, takeover virtual_media+verify " in summary
+    for check in ("holds the node after", "served by conductor-", "the node returned to it"):
+        assert check in summary, check
+    assert summary.count("is served by conductor-") == 2  # the survivor, then the returner
+    assert "Swift container lab-configdrive is empty" in summary
+    assert objectstore.running(workdir) == {}
+    assert disk.backing_devices(workdir.disk) == []
