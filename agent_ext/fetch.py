@@ -17,7 +17,7 @@ import re
 import ssl
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -30,6 +30,8 @@ from ironic_configdrive.masking import install_log_filter, mask_query_strings, m
 LOG = logging.getLogger(__name__)
 
 CHUNK_SIZE = 256 * 1024
+#: Redirects followed per request: a store or proxy needs one or two, never thirty.
+MAX_REDIRECTS = 3
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 # Errors while reading the body that a Range request can recover from.
@@ -133,6 +135,27 @@ class _TLSAdapter(HTTPAdapter):
         return super().proxy_manager_for(proxy, **proxy_kwargs)
 
 
+class UnsafeRedirect(requests.exceptions.RequestException):
+    """A redirect that would downgrade https to http, or leave http(s)."""
+
+
+class _Session(requests.Session):
+    """Every redirect hop is checked before it is followed: no TLS downgrade, http(s) only."""
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        target = super().get_redirect_target(resp)
+        if target is None:
+            return None
+        here = urlsplit(resp.url).scheme.lower()
+        there = urlsplit(urljoin(resp.url, target)).scheme.lower()
+        if there not in ("http", "https"):
+            raise UnsafeRedirect(f"a redirect to a {there or 'relative'}: URL was refused")
+        if here == "https" and there != "https":
+            raise UnsafeRedirect("a redirect from https to http was refused (it would send "
+                                 "the drive in clear)")
+        return target
+
+
 def make_session(options: FetchOptions) -> requests.Session:
     """A session whose adapter retries connects and 5xx answers with backoff."""
     retry = Retry(
@@ -142,7 +165,7 @@ def make_session(options: FetchOptions) -> requests.Session:
         status=options.retries,
         # TLS and other errors are not transient: fail at once with a clear message.
         other=0,
-        redirect=5,
+        redirect=MAX_REDIRECTS,  # requests follows redirects itself (Session below)
         allowed_methods=frozenset({"GET"}),
         status_forcelist=RETRY_STATUSES,
         backoff_factor=options.backoff_factor,
@@ -150,7 +173,8 @@ def make_session(options: FetchOptions) -> requests.Session:
         raise_on_status=False,
         respect_retry_after_header=True,
     )
-    session = requests.Session()
+    session = _Session()
+    session.max_redirects = MAX_REDIRECTS
     adapter = _TLSAdapter(options.ssl_context, max_retries=retry, pool_connections=1,
                           pool_maxsize=1)
     session.mount("http://", adapter)
@@ -222,6 +246,11 @@ class HTTPSource:
         except requests.exceptions.ProxyError as exc:
             raise self._error(f"proxy failure ({_root_cause(exc)}); check the proxies "
                               "given with the command") from None
+        except UnsafeRedirect as exc:
+            raise self._error(f"{exc}; give the final https URL of the store") from None
+        except requests.exceptions.TooManyRedirects:
+            raise self._error(f"more than {MAX_REDIRECTS} redirects; give the final URL of "
+                              "the store") from None
         except requests.exceptions.RetryError as exc:
             raise self._error(f"gave up after {self.options.retries} retries "
                               f"({_root_cause(exc)})") from None
