@@ -97,11 +97,7 @@ class DriveLifecycle:
         return records.load(self.node)
 
     def _persist(self, record: DriveRecord | None, *, keep: bool = False) -> None:
-        if keep:  # a fresh record is kept even when it has nothing to undo yet
-            records.save(self.node, record)
-            self.node.save()
-        else:
-            records.persist(self.node, record)
+        records.persist(self.node, record, keep=keep)
 
     # -- taking over --------------------------------------------------------------------------
 

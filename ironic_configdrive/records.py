@@ -237,11 +237,12 @@ def save(node: Any, record: DriveRecord | None) -> None:
         node.set_driver_internal_info(RECORD_KEY, record.to_dict())
 
 
-def persist(node: Any, record: DriveRecord | None) -> None:
-    """Save ``record`` into the node and the node into the database; an empty record goes.
+def persist(node: Any, record: DriveRecord | None, *, keep: bool = False) -> None:
+    """Save ``record`` into the node and the node into the database; an empty record goes
+    unless ``keep`` (a fresh record with nothing to undo yet).
 
     Every change of the record is persisted at once: what the conductor is about to do is
     recorded before it does it, so a crash never leaves anything that no record names.
     """
-    save(node, None if record is None or record.is_empty() else record)
+    save(node, None if record is None or (record.is_empty() and not keep) else record)
     node.save()
