@@ -14,7 +14,11 @@ from ironic_configdrive.image import formats
 GROUP = "configdrive"
 
 image_opts = [
-    cfg.StrOpt("format", default=formats.ISO9660, choices=formats.FORMATS,
+    cfg.StrOpt("format", default=formats.ISO9660,
+               choices=[(formats.ISO9660, "ISO9660 with Rock Ridge and Joliet, label "
+                                          "config-2: what every reader accepts"),
+                        (formats.VFAT, "FAT, label CONFIG-2 (chosen anyway on disks with "
+                                       "4096-byte sectors)")],
                help="Filesystem of config drives built from the JSON form. vfat is used "
                     "automatically on disks with 4096-byte logical sectors, where ISO9660 "
                     "cannot be mounted."),
@@ -73,7 +77,10 @@ exposure_opts = [
                     "media, no agent needed) or 'auto' (virtual media when the node's BMC "
                     "offers a free CD or USB slot, else partition). Overridable per node with "
                     "driver_info/instance_info 'configdrive_exposure'."),
-    cfg.StrOpt("virtual_media_fallback", default="partition", choices=("partition", "fail"),
+    cfg.StrOpt("virtual_media_fallback", default="partition",
+               choices=[("partition", "write the drive to a config-2 partition through "
+                                      "the agent instead"),
+                        ("fail", "fail the deploy, naming the BMC's missing capability")],
                help="What to do when virtual media is requested but the BMC has no free "
                     "usable slot: fall back to the partition mechanism, or fail the deploy."),
     cfg.IntOpt("agent_command_timeout", default=600, min=10,

@@ -9,11 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/bootstrap.sh
 cli=.venv/bin/ironic-configdrive
-input=${CONFIG_DRIVE:-examples/configdrive.json}
+input=${CONFIG_DRIVE:-ironic_configdrive/examples/configdrive.json}
 mkdir -p out
 
 printf '== the image CLI: build and inspect a config drive from %s\n' "$input"
-$cli build "$input" -o out/configdrive.iso
+# A drive without meta_data.uuid gets a made-up one here; the lab gives it the node's, as Ironic does.
+$cli build "$input" -o out/configdrive.iso --node-uuid "$(cat /proc/sys/kernel/random/uuid)" --node-name demo
 $cli inspect out/configdrive.iso | sed -n '1,9p'
 $cli validate out/configdrive.iso
 

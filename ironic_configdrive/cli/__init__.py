@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from . import disk, image_commands
 from .common import CommandError
@@ -22,10 +23,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ironic-configdrive",
         description="Build, inspect, validate, write and remove OpenStack config drives.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     image_commands.register(subparsers)
     disk.register(subparsers)
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("ironic-configdrive")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

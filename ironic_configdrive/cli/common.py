@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, Final
 
 
 class CommandError(Exception):
@@ -30,12 +30,24 @@ def read_input(path: str, what: str) -> bytes:
         raise CommandError(f"cannot read {what} {path!r}: {exc.strerror}", 2) from None
 
 
+#: The output name that means standard output, as ``-`` means standard input.
+STDOUT: Final = "-"
+
+
 @contextlib.contextmanager
 def atomic_output(path: str, mode: int = 0o600) -> Iterator[IO[bytes]]:
     """Write to a temporary file beside ``path`` and rename it into place only on success.
 
-    Mode 0600 by default: config drives carry passwords, keys and user data.
+    Mode 0600 by default: config drives carry passwords, keys and user data. ``-`` writes to
+    standard output; an existing directory is a usage error (exit 2) that names a file to give.
     """
+    if path == STDOUT:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    if os.path.isdir(path):
+        raise CommandError(f"{path!r} is a directory; give the name of the file to write, "
+                           f"e.g. {os.path.join(path, 'configdrive.iso')!r}", 2)
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".ironic-configdrive-", dir=directory)

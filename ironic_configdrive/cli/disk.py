@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from .common import CommandError
 
+#: Loggers whose warnings say that a download is being retried or resumed.
+RETRY_LOGGERS = ("agent_ext.fetch", "urllib3.connectionpool")
 PROGRESS_STEP = 8 * 1024 * 1024
 MIB = 1024 * 1024
 
@@ -51,8 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tls.add_argument("--cafile", help="CA bundle to verify the server's certificate")
     tls.add_argument("--insecure", action="store_true",
                      help="do not verify the server's certificate")
-    write.add_argument("--certfile", help="client certificate (PEM) for mutual TLS")
-    write.add_argument("--keyfile", help="client key (PEM) for mutual TLS")
+    # --client-cert/--client-key, not --certfile/--keyfile: --key-file is the drive's key.
+    # The old spellings stay accepted, unlisted, for scripts written against 0.1.
+    write.add_argument("--client-cert", "--certfile", dest="client_cert",
+                       help="client certificate (PEM) for mutual TLS")
+    write.add_argument("--client-key", "--keyfile", dest="client_key",
+                       help="client certificate's private key (PEM) for mutual TLS")
     write.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     _add_json(write)
     write.set_defaults(handler=_run_write)
@@ -98,11 +105,38 @@ class Progress:
         print(line, file=self.stream, flush=True)
 
 
+def _report_retries(stream: TextIO) -> None:
+    """Show retries and resumes as they happen instead of a silent wait before the error.
+
+    They are the download code's and urllib3's warnings; the handler masks URLs the way the
+    agent's logs do (temp URL signatures, the http store's secret names).
+    """
+    from ironic_configdrive.masking import MaskQueryFilter, ScrubFilter
+
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    handler.addFilter(ScrubFilter())
+    handler.addFilter(MaskQueryFilter())  # urllib3 quotes paths without a scheme
+    for name in RETRY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(getattr(h, "stream", None) is stream for h in logger.handlers):
+            logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
 def _guarded(action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     from ironic_configdrive.image.errors import ConfigDriveError
 
     try:
         return action()
+    except ModuleNotFoundError as exc:
+        # Installed with the [conductor] extra only: the disk commands are the agent's code.
+        raise CommandError(
+            f"write, remove and status need the agent's dependencies (module {exc.name!r} is "
+            "not installed); install them with: pip install 'ironic-configdrive[agent]'"
+        ) from None
     except ConfigDriveError as exc:
         raise CommandError(exc.message) from None
     except Exception as exc:  # keep the one-line promise even for bugs
@@ -131,13 +165,16 @@ def _run_write(args: argparse.Namespace) -> int:
 
         verify: bool | str = False if args.insecure else (args.cafile or True)
         cert = None
-        if args.certfile or args.keyfile:
-            if not (args.certfile and args.keyfile):
+        if args.client_cert or args.client_key:
+            if not (args.client_cert and args.client_key):
                 from ironic_configdrive.image.errors import InvalidInputError
 
-                raise InvalidInputError(reason="--certfile and --keyfile go together")
-            cert = (args.certfile, args.keyfile)
-        progress = None if args.quiet else Progress(sys.stderr)
+                raise InvalidInputError(reason="--client-cert and --client-key go together")
+            cert = (args.client_cert, args.client_key)
+        progress = None
+        if not args.quiet:
+            progress = Progress(sys.stderr)
+            _report_retries(sys.stderr)
         return pipeline.write_config_drive(
             args.device, url=args.url, file=args.file, sha256=args.sha256, size=args.size,
             target=args.target, image_format=args.format, progress=progress,

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from importlib import resources
 from typing import Any, Final
 
 from ironic_configdrive import image
 from ironic_configdrive.image import formats, rules
 
-from .common import CommandError, atomic_output, print_json, read_input
+from .common import STDOUT, CommandError, atomic_output, print_json, read_input
+
+#: The example drive shipped in :mod:`ironic_configdrive.examples`.
+EXAMPLE: Final = "configdrive.json"
 
 #: C0 and C1 control characters and DEL, shown escaped.
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -28,6 +32,9 @@ def _printable(text: object) -> str:
 
 
 def _build(args: argparse.Namespace) -> int:
+    if args.output == STDOUT and args.json:
+        raise CommandError("--json prints a summary on standard output, which '-o -' uses "
+                           "for the image; write the image to a file, or drop --json", 2)
     raw = read_input(args.input, "config drive JSON")
     try:
         # The document holds meta_data etc., so it may nest one level more than they may.
@@ -53,8 +60,11 @@ def _build(args: argparse.Namespace) -> int:
                     "written": len(payload), "packed": args.pack, "warnings": warnings})
     else:
         what = "gzip+base64 text of a " if args.pack else ""
-        print(f"wrote {_printable(args.output)}: {what}{args.format} config drive, "
-              f"{len(built)} bytes ({len(payload)} written)")
+        where = "standard output" if args.output == STDOUT else _printable(args.output)
+        # With the image on stdout the summary goes to stderr, out of the pipe's way.
+        print(f"wrote {where}: {what}{args.format} config drive, "
+              f"{len(built)} bytes ({len(payload)} written)",
+              file=sys.stderr if args.output == STDOUT else sys.stdout)
     return 0
 
 
@@ -73,13 +83,12 @@ def _human_report(report: image.Report) -> str:
     ]
     lines += [f"  {size:>10}  {path}" for path, size in report.files.items()]
     lines += [f"warning: {text}" for text in report.warnings]
-    lines += [f"problem: {text}" for text in report.problems]
     lines.append("valid" if report.valid else f"INVALID: {len(report.problems)} problem(s)")
     return "\n".join(_printable(line) for line in lines)
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    """Show what the image holds; exit 1 (problems on stderr) when it is not usable."""
+    """Show what the image holds on stdout, its problems once on stderr; exit 1 if any."""
     report = image.inspect(read_input(args.image, "image"))
     if args.json:
         print_json(report.as_dict())
@@ -106,14 +115,38 @@ def _validate(args: argparse.Namespace) -> int:
     return 0 if report.valid else 1
 
 
+def _example(args: argparse.Namespace) -> int:
+    text = resources.files("ironic_configdrive.examples").joinpath(EXAMPLE).read_bytes()
+    with atomic_output(args.output, mode=0o644) as handle:
+        handle.write(text)
+    if args.output != STDOUT:
+        print(f"wrote {_printable(args.output)}: edit it, then: ironic-configdrive build "
+              f"{_printable(args.output)} -o configdrive.iso", file=sys.stderr)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
+    example = subparsers.add_parser(
+        "example", help="print an example of Ironic's JSON form of a config drive",
+        description="Print (or write) an example config drive in Ironic's JSON form: "
+        "meta_data with an SSH key and a file, cloud-config user_data, network_data and "
+        "vendor_data. A starting point for 'build' and for 'baremetal node deploy "
+        "--config-drive'.")
+    example.add_argument("-o", "--output", default=STDOUT, metavar="OUT",
+                         help="file to write (default: standard output)")
+    example.set_defaults(handler=_example)
+
     build = subparsers.add_parser(
         "build", help="build a config drive image from Ironic's JSON form",
         description="Build a config drive from a JSON file holding "
         "{meta_data, user_data, network_data, vendor_data} ('-' reads stdin).")
     build.add_argument("input", metavar="INPUT.json")
-    build.add_argument("-o", "--output", required=True, metavar="OUT")
-    build.add_argument("--format", choices=formats.FORMATS, default=formats.ISO9660)
+    build.add_argument("-o", "--output", required=True, metavar="OUT",
+                       help="file to write (mode 0600, replaced only on success); '-' "
+                            "writes to standard output")
+    build.add_argument("--format", choices=formats.FORMATS, default=formats.ISO9660,
+                       help="filesystem of the image (default: %(default)s; vfat for disks "
+                            "with 4096-byte sectors, see --sector-size)")
     build.add_argument("--pack", action="store_true",
                        help="write gzip+base64 text, the form Ironic's API takes")
     build.add_argument("--node-uuid", help="default for meta_data.uuid")

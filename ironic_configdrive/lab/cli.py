@@ -41,7 +41,7 @@ from ironic_configdrive.lab import (
     process,
     verify,
 )
-from ironic_configdrive.lab.client import Client
+from ironic_configdrive.lab.client import Client, cli_environment
 from ironic_configdrive.lab.profile import Profile
 from ironic_configdrive.lab.progress import Progress
 from ironic_configdrive.lab.workdir import LabError, Workdir
@@ -455,6 +455,15 @@ def status(workdir: Workdir) -> dict[str, Any]:
     return result
 
 
+def status_exports(result: dict[str, Any]) -> str:
+    """The lines a person pastes into a shell to drive the lab with ``baremetal``."""
+    if not result.get("api_url"):
+        return "# the lab is not up: no API to point the baremetal CLI at"
+    lines = ["# to use the baremetal CLI against the lab:"]
+    lines += [f"export {key}={value}" for key, value in cli_environment(result["api_url"]).items()]
+    return "\n".join(lines)
+
+
 def down(workdir: Workdir, *, quiet: bool = False) -> dict[str, Any]:
     progress = Progress("down")
     say = (lambda text: None) if quiet else progress.say
@@ -550,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.json:
                 for key, value in result.items():
                     print(f"{key}: {value}")
+                print(status_exports(result))
         elif args.command == "run":
             result = run(workdir, config_drive=args.config_drive, exposure=args.exposure,
                          debug=args.debug, store=args.store, conductors=args.conductors)

@@ -30,13 +30,18 @@ def baremetal_bin() -> str:
     return found
 
 
+def cli_environment(api_url: str) -> dict[str, str]:
+    """What the ``baremetal`` CLI needs to reach the lab's Ironic (noauth)."""
+    return {"OS_AUTH_TYPE": "none", "OS_ENDPOINT": api_url,
+            "OS_BAREMETAL_API_VERSION": API_VERSION}
+
+
 class Client:
     def __init__(self, api_url: str) -> None:
         self.api_url = api_url
 
     def baremetal(self, *args: str, parse: bool = False, stdin: str | None = None) -> Any:
-        env = dict(os.environ, OS_AUTH_TYPE="none", OS_ENDPOINT=self.api_url,
-                   OS_BAREMETAL_API_VERSION=API_VERSION)
+        env = dict(os.environ, **cli_environment(self.api_url))
         argv = [baremetal_bin(), *args]
         if parse:
             argv += ["-f", "json"]

@@ -27,7 +27,8 @@ from openstack.baremetal import configdrive as sdk
 from ironic_configdrive.image import build_image, pack
 from ironic_configdrive.image.stream import iter_decode
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "configdrive.json"
+EXAMPLE = (Path(__file__).resolve().parents[2] / "ironic_configdrive" / "examples"
+           / "configdrive.json")
 
 
 def best_of(func: Callable[[], object], *, repeat: int, number: int) -> float:

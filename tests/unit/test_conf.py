@@ -27,3 +27,5 @@ def test_sample_config_is_generated_through_the_entry_point(tmp_path):
     text = out.read_text()
     assert "[configdrive]" in text and "#format = iso9660" in text
     assert "#cloudstack_layout = false" in text
+    # Every choice explains itself to the operator reading the sample.
+    assert "No description provided" not in text

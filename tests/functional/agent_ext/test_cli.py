@@ -75,6 +75,21 @@ def test_write_status_remove(loopdisk: Callable, server: http_fixture.ObjectServ
     assert json.loads(done.stdout)["present"] is False
 
 
+def test_write_shows_retries_as_they_happen_masked(
+    loopdisk: Callable, server: http_fixture.ObjectServer
+) -> None:
+    disk = loopdisk(128, layout=sgdisk("-o"))
+    image = build_image({"meta_data": {"uuid": "c4"}})
+    server.objects["/r"] = b64gz(image)
+    server.fault("/r", ("status", 503), ("status", 503))
+    done = cli("write", "--device", disk.device,
+               "--url", server.url("/r", "temp_url_sig=feedface99&temp_url_expires=1"))
+    assert done.returncode == 0, done.stderr
+    retries = [line for line in done.stderr.splitlines() if line.startswith("warning: Retrying")]
+    assert len(retries) == 2, done.stderr
+    assert "feedface99" not in done.stdout + done.stderr
+
+
 def test_write_from_file_human(loopdisk: Callable, tmp_path: Path) -> None:
     disk = loopdisk(128, layout=sgdisk("-o"))
     image = build_image({"meta_data": {"uuid": "c2"}})

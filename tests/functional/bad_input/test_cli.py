@@ -173,7 +173,7 @@ WRITE_FILE_CASES: dict[str, tuple[Callable[[], bytes | str], list[str], str]] = 
                       "larger than the expected 4096 bytes"),
     "size_zero": (corpus.iso, ["--size", "0"], "size 0 is outside"),
     "certfile_without_key": (corpus.packed, ["--certfile", "/etc/hostname"],
-                             "--certfile and --keyfile go together"),
+                             "--client-cert and --client-key go together"),
 }
 
 

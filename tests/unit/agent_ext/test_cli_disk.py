@@ -126,7 +126,7 @@ def test_unreadable_file_is_a_usage_error(
 
 def test_cert_without_key(disk: FakeDisk, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["write", "--device", DEV, "--url", "https://h/x", "--certfile", "c"]) == 1
-    assert "--certfile and --keyfile go together" in capsys.readouterr().err
+    assert "--client-cert and --client-key go together" in capsys.readouterr().err
 
 
 def test_status_and_remove(
@@ -195,3 +195,16 @@ def test_cli_module_does_not_import_the_agent() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "x"
+
+
+def test_disk_commands_without_the_agent_extra_say_what_to_install() -> None:
+    """With only [conductor] installed pyudev is missing: an install hint, not 'a bug'."""
+    code = ("import sys; sys.modules['pyudev'] = None; "
+            "from ironic_configdrive.cli import main; "
+            "sys.exit(main(['status', '--device', '/dev/null']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 1
+    assert "need the agent's dependencies (module 'pyudev' is not installed)" in done.stderr
+    assert "pip install 'ironic-configdrive[agent]'" in done.stderr
+    assert "please report this bug" not in done.stderr

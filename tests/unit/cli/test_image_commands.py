@@ -152,3 +152,56 @@ def test_inspect_prints_hostile_text_escaped(tmp_path, capsys):
     assert "\x1b" not in captured.out + captured.err
     assert "hostname:   \\ud800\\x1b[2J" in captured.out
     assert "openstack/content/\\x1b[31mred" in captured.out
+
+
+def test_build_into_a_directory_is_a_usage_error_naming_a_file(source, tmp_path, capsys):
+    assert run("build", source, "-o", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "is a directory; give the name of the file to write" in err
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == [source]
+
+
+def test_build_to_stdout_writes_the_image_there_and_the_summary_to_stderr(source, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "ironic_configdrive.cli", "build",
+                           str(source), "-o", "-"], capture_output=True, check=True,
+                          cwd=tmp_path)
+    assert read_tree(done.stdout)["openstack/latest/user_data"] == b"#cloud-config\n"
+    assert b"wrote standard output: iso9660 config drive" in done.stderr
+    assert not (tmp_path / "-").exists()
+
+
+def test_build_to_stdout_with_json_is_refused(source, capsys):
+    assert run("build", source, "-o", "-", "--json") == 2
+    assert "--json prints a summary on standard output" in capsys.readouterr().err
+
+
+def test_inspect_prints_each_problem_once(tmp_path, capsys):
+    bad = tmp_path / "bad.img"
+    bad.write_bytes(b"\0" * 40000)
+    assert run("inspect", bad) == 1
+    captured = capsys.readouterr()
+    problems = [line for line in (captured.out + captured.err).splitlines()
+                if line.startswith("problem:")]
+    assert problems and len(problems) == len(set(problems))
+
+
+def test_version_and_option_help(capsys):
+    with pytest.raises(SystemExit) as exited:
+        run("--version")
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("ironic-configdrive 0.")
+    with pytest.raises(SystemExit):
+        run("build", "--help")
+    text = " ".join(capsys.readouterr().out.split())
+    assert "'-' writes to standard output" in text and "filesystem of the image" in text
+
+
+def test_example_is_installed_and_builds_a_valid_drive(tmp_path, capsys):
+    assert run("example") == 0
+    document = json.loads(capsys.readouterr().out)
+    assert set(document) == {"meta_data", "user_data", "network_data", "vendor_data"}
+    path = tmp_path / "my.json"
+    assert run("example", "-o", path) == 0
+    assert "ironic-configdrive build" in capsys.readouterr().err
+    assert run("build", path, "-o", tmp_path / "cd.iso") == 0
+    assert run("validate", tmp_path / "cd.iso") == 0

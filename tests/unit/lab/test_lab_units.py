@@ -125,3 +125,12 @@ def test_hardware_manager_is_inert_without_the_lab(monkeypatch: pytest.MonkeyPat
     assert manager.get_os_install_device() == "/dev/loop7"
     monkeypatch.setenv(agent.IFACE_ENV, "cdl-absent")
     assert manager.list_network_interfaces() == []
+
+
+def test_status_prints_the_exports_the_readme_promises() -> None:
+    from ironic_configdrive.lab.cli import status_exports
+
+    text = status_exports({"api_url": "http://127.0.0.1:6385"})
+    assert "export OS_AUTH_TYPE=none" in text.splitlines()
+    assert "export OS_ENDPOINT=http://127.0.0.1:6385" in text.splitlines()
+    assert "not up" in status_exports({"api_url": None})

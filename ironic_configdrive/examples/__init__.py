@@ -1,0 +1,1 @@
+"""Example inputs shipped with the package (``ironic-configdrive example``)."""
