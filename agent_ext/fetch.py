@@ -16,7 +16,7 @@ import logging
 import re
 import ssl
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -26,6 +26,9 @@ from urllib3.util.retry import Retry
 
 from agent_ext.errors import InvalidInputError, TransferError
 from ironic_configdrive.masking import install_log_filter, mask_query_strings, mask_url
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 LOG = logging.getLogger(__name__)
 
@@ -156,9 +159,31 @@ class _Session(requests.Session):
         return target
 
 
+class _ReportingRetry(Retry):
+    """urllib3's Retry, saying at WARNING why each retry happens (a 503 or a refused
+    connection), so a slow failure is never a silent one. No URL: it would carry secrets."""
+
+    def increment(self, method: str | None = None, url: str | None = None,
+                  response: Any = None, error: Exception | None = None,
+                  _pool: Any = None, _stacktrace: Any = None) -> Self:
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if error is not None:
+            cause = f"{type(error).__name__}: {mask_query_strings(str(error))}"
+        elif response is not None:
+            cause = f"HTTP {response.status}"
+        else:
+            cause = "an unknown cause"
+        if cause.startswith("HTTP 3"):  # redirects are not failures
+            return retry
+        done = len(retry.history)
+        LOG.warning("Config drive download failed (%s); retry %d of %s", cause, done,
+                    done + retry.total if isinstance(retry.total, int) else "unlimited")
+        return retry
+
+
 def make_session(options: FetchOptions) -> requests.Session:
     """A session whose adapter retries connects and 5xx answers with backoff."""
-    retry = Retry(
+    retry = _ReportingRetry(
         total=options.retries,
         connect=options.retries,
         read=options.retries,

@@ -19,8 +19,9 @@ from typing import Any, TextIO
 
 from .common import CommandError
 
-#: Loggers whose warnings say that a download is being retried or resumed.
-RETRY_LOGGERS = ("agent_ext.fetch", "urllib3.connectionpool")
+#: Loggers whose warnings say that a download is being retried or resumed (urllib3 says
+#: it too, but less clearly and with the URL).
+RETRY_LOGGERS = ("agent_ext.fetch",)
 PROGRESS_STEP = 8 * 1024 * 1024
 MIB = 1024 * 1024
 

@@ -85,7 +85,8 @@ def test_write_shows_retries_as_they_happen_masked(
     done = cli("write", "--device", disk.device,
                "--url", server.url("/r", "temp_url_sig=feedface99&temp_url_expires=1"))
     assert done.returncode == 0, done.stderr
-    retries = [line for line in done.stderr.splitlines() if line.startswith("warning: Retrying")]
+    retries = [line for line in done.stderr.splitlines()
+               if line.startswith("warning: Config drive download failed (HTTP 503); retry ")]
     assert len(retries) == 2, done.stderr
     assert "feedface99" not in done.stdout + done.stderr
 
