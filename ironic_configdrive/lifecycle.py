@@ -169,7 +169,9 @@ class DriveLifecycle:
                 value, node_uuid=node.uuid, node_name=node.name, fmt=fmt,
                 cap=CONF.configdrive.max_size, cloudstack=CONF.configdrive.cloudstack_layout,
                 allow_url_passthrough=CONF.configdrive.allow_url_passthrough)
-            if src.image is not None:
+            # A drive built here follows the rules validate checks (image/rules.py, one set
+            # for both), so only foreign drives are parsed again.
+            if src.image is not None and src.kind != source.BUILT:
                 problems = image.validate(src.image)
                 if problems:
                     raise InvalidMediaError(

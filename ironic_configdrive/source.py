@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import requests
 
@@ -48,6 +48,10 @@ class FetchError(ConfigDriveError):
         "reachable from the conductor and still valid (temporary URLs expire), or pass the "
         "config drive inline"
     )
+
+
+#: The kind of a drive built here from the JSON form.
+BUILT: Final = "json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +89,7 @@ def normalise(value: Any, *, node_uuid: str, node_name: str | None = None,
         raw = image.build_image(value, fmt=fmt, node_uuid=node_uuid, node_name=node_name,
                                 cloudstack=cloudstack)
         _check_size(raw, cap, "the built image")
-        return Source(kind="json", image=raw)
+        return Source(kind=BUILT, image=raw)
     if is_url(value):
         url = value.strip()
         if not url.lower().startswith(_HTTP_SCHEMES):

@@ -7,7 +7,7 @@ import hashlib
 import re
 from typing import Any
 
-from ironic_configdrive.image import formats, sealing
+from ironic_configdrive.image import codec, formats, sealing
 from ironic_configdrive.store.base import ENCODINGS, GZIP, IDENTITY, StoreError
 
 # Node UUIDs and deploy ids end up in object and file names: keep them to a safe alphabet so
@@ -65,7 +65,8 @@ def encode(store: str, node_uuid: str, image: bytes, encoding: str = GZIP,
     With ``key`` the encoded bytes are sealed, so the store never holds the plaintext.
     """
     check_encoding(store, node_uuid, encoding)
-    data = image if encoding == IDENTITY else gzip.compress(image, compresslevel=6, mtime=0)
+    data = image if encoding == IDENTITY else gzip.compress(
+        image, compresslevel=codec.GZIP_LEVEL, mtime=0)
     if key is not None:
         data = sealing.seal(data, key)
     return data, hashlib.sha256(image).hexdigest(), len(image)

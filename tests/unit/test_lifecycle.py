@@ -295,3 +295,34 @@ class TestIntentFirst(LifecycleTestBase):
         self.shared.fail_put = None
         self._write_configdrive()
         self.assertEqual(before.stored.sha256, self.exposers["partition"].attached[-1].sha256)
+
+
+class TestValidation(LifecycleTestBase):
+    """A drive built here is not parsed again (the rules it was built by are validate's);
+    a drive from elsewhere is."""
+
+    def _validated(self) -> list[bytes]:
+        calls: list[bytes] = []
+        real = lifecycle.image.validate
+
+        def spy(raw: bytes) -> list[str]:
+            calls.append(raw)
+            return real(raw)
+
+        self.useFixture(fixtures.MockPatchObject(lifecycle.image, "validate", spy))
+        return calls
+
+    def test_a_drive_built_from_json_is_not_parsed_again(self) -> None:
+        calls = self._validated()
+        self._deploy()
+        self.assertEqual([], calls)
+        self.assertIsNotNone(self._record())
+
+    def test_a_foreign_drive_is_validated(self) -> None:
+        from ironic_configdrive import image
+
+        raw = image.build_image(JSON_DRIVE, node_uuid=self.node.uuid)
+        self.node = self._node(image.pack(raw))
+        calls = self._validated()
+        self._deploy()
+        self.assertEqual([raw], calls)
