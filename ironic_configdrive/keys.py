@@ -161,9 +161,10 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def _create(path: str) -> Kek | None:
+def _create(path: str, *, announce: bool = True) -> Kek | None:
     """Create ``path`` with a new KEK, atomically; None when another process created it
-    first (its key is the one to use)."""
+    first (its key is the one to use). ``announce``: log a warning naming it (a conductor
+    making up a key must be noticed)."""
     directory = os.path.dirname(os.path.abspath(path))
     material = os.urandom(KEK_SIZE)
     try:
@@ -190,10 +191,11 @@ def _create(path: str) -> Kek | None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     kek = Kek(path, material)
-    LOG.warning("Created a new config drive key-encryption key in %s (fingerprint %s). Every "
-                "conductor needs this same file: copy it to the others, and set "
-                "[configdrive]key_file_create = False once they have it", path,
-                kek.fingerprint)
+    if announce:
+        LOG.warning("Created a new config drive key-encryption key in %s (fingerprint %s). "
+                    "Every conductor needs this same file: copy it to the others, and set "
+                    "[configdrive]key_file_create = False once they have it", path,
+                    kek.fingerprint)
     return kek
 
 
@@ -213,7 +215,7 @@ def read_kek(path: str, *, create: bool) -> Kek:
 
 def generate(path: str) -> Kek:
     """Create a new key file at ``path``; an existing file is never replaced."""
-    created = _create(path)
+    created = _create(path, announce=False)
     if created is None:
         raise _refuse(path, "already exists", "it was left as it is; choose another name")
     return created
