@@ -101,7 +101,9 @@ def _check(path: str, info: os.stat_result) -> None:
                       "key file itself")
     if info.st_uid != os.geteuid():
         raise _refuse(path, f"is owned by uid {info.st_uid}, not by the conductor's user "
-                      f"{_user()} (uid {os.geteuid()})", f"run: chown {_user()} {quoted}")
+                      f"{_user()} (uid {os.geteuid()})", "run the conductor (and "
+                      f"ironic-configdrive-keys) as the file's owner, or run: chown "
+                      f"{_user()} {quoted}")
     if stat.S_IMODE(info.st_mode) & 0o077:
         raise _refuse(path, f"has mode {stat.S_IMODE(info.st_mode):04o}: group or others may "
                       "access the key", f"run: chmod 600 {quoted}")
