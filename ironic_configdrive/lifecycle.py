@@ -300,19 +300,22 @@ class DriveLifecycle:
         Done whenever the lifecycle touches a record (rebuild, update, takeover), and by
         ``ironic-configdrive-keys rewrap``, so a retired key can be dropped at last.
         """
-        ring = ring or self._keyring()
         # Objects waiting to be deleted need no key: an unknown one must not block anything.
-        changed = record.forget_stale_keys()
-        try:
-            changed += record.map_wrapped_keys(ring.rewrap)
-        except ConfigDriveError as exc:
-            raise _error(self.node, "Could not re-wrap the config drive's key", exc,
-                         KEY_ADVICE) from None
-        if changed:
+        forgotten = record.forget_stale_keys()
+        rewrapped = 0
+        if record.wrapped_keys():  # nothing encrypted: the key files are not needed
+            ring = ring or self._keyring()
+            try:
+                rewrapped = record.map_wrapped_keys(ring.rewrap)
+            except ConfigDriveError as exc:
+                raise _error(self.node, "Could not re-wrap the config drive's key", exc,
+                             KEY_ADVICE) from None
+        if forgotten or rewrapped:
             self._persist(record)
-            LOG.info("Node %s: config drive keys re-wrapped with the current key-encryption "
+        if ring is not None and rewrapped:
+            LOG.info("Node %s: config drive key re-wrapped with the current key-encryption "
                      "key %s", self.node.uuid, ring.current.fingerprint)
-        return changed
+        return forgotten + rewrapped
 
     # -- exposing -----------------------------------------------------------------------------
 

@@ -407,6 +407,17 @@ class TestKeyRotation(LifecycleTestBase):
         self.assertNotIn(drive_key.hex(), message + self.logs.output)
         self.assertEqual({old}, self._fingerprints())  # left as it was
 
+    def test_takeover_of_an_unencrypted_drive_needs_no_key_file(self) -> None:
+        self.config(encrypt_at_rest=False, group="configdrive")
+        self._deploy()
+        self.config(key_file=self.old_path + ".absent", key_file_create=False,
+                    group="configdrive")
+        self._as("conductor-b")
+        self._take_over()
+        self.node.refresh()
+        self.assertIsNone(self.node.last_error)
+        self.assertFalse(os.path.exists(self.old_path + ".absent"))
+
     def test_takeover_with_an_unknown_key_is_reported_not_raised(self) -> None:
         self._deploy()
         old, _ = self._rotate(keep_old=False)
