@@ -98,11 +98,27 @@ encryption_opts = [
                      "and serves a plain copy from [deploy]http_root only while the media "
                      "is attached (a BMC cannot decrypt), so that store must be usable too."),
     cfg.StrOpt("key_file", default="$state_path/configdrive.key",
-               help="File holding the conductor's key-encryption key, which wraps the "
-                    "per-drive keys kept in driver_internal_info. Created (mode 0600) on "
-                    "first use if missing. Every conductor of a deployment must have the "
-                    "same file, or a node taken over by another conductor cannot be "
+               help="File holding the current key-encryption key (64 hexadecimal digits), "
+                    "which wraps the per-drive keys kept in driver_internal_info. It must "
+                    "be a regular file (not a symbolic link) owned by the conductor's user "
+                    "with mode 0600 or stricter. Every conductor of a deployment must have "
+                    "the same file, or a node taken over by another conductor cannot be "
                     "redeployed from its stored drive."),
+    cfg.BoolOpt("key_file_create", default=True,
+                help="Create key_file with a new random key when it is missing (atomically, "
+                     "mode 0600; a warning names its fingerprint). Convenient for a single "
+                     "conductor and the first start of a deployment. With several "
+                     "conductors, set it to False once every conductor has the same file: a "
+                     "missing file (e.g. a state_path that does not persist) is then an "
+                     "error instead of a new key that the other conductors lack."),
+    cfg.ListOpt("old_key_files", default=[],
+                help="Files of retired key-encryption keys, used only to unwrap drive keys "
+                     "wrapped before a rotation (each record names its key's fingerprint). "
+                     "Records are re-wrapped with key_file whenever the conductor touches "
+                     "them (rebuild, update, takeover) and by 'ironic-configdrive-keys "
+                     "rewrap'; remove a file from the list once 'ironic-configdrive-keys "
+                     "status' shows no node using its fingerprint. Same checks as key_file; "
+                     "never created."),
 ]
 
 reconcile_opts = [

@@ -42,6 +42,8 @@ CONF = cfg.CONF
 SERVED_COPY_STORE = "http"
 
 DEPLOY_AGAIN = "Deploy again, passing the config drive"
+KEY_ADVICE = ("'ironic-configdrive-keys status' shows the key fingerprints the nodes use; "
+              "without the key, deploy again passing the config drive")
 
 
 class LifecycleError(ConfigDriveError):
@@ -61,8 +63,10 @@ def host() -> str:
     return str(CONF.host)
 
 
-def _kek() -> bytes:
-    return keys.load_kek(CONF.configdrive.key_file)
+def keyring() -> keys.Keyring:
+    """The current key-encryption key (wraps) and the retired ones (unwrap only)."""
+    return keys.load_keyring(CONF.configdrive.key_file, CONF.configdrive.old_key_files,
+                             create=CONF.configdrive.key_file_create)
 
 
 def _fetch_verified(url: str, sha256: str | None, *, key: bytes | None = None) -> bytes:
@@ -207,7 +211,7 @@ class DriveLifecycle:
         the write is recorded in ``record`` while it happens."""
         key = sealing.new_key() if CONF.configdrive.encrypt_at_rest else None
         try:
-            wrapped = None if key is None else keys.wrap(_kek(), key)
+            wrapped = None if key is None else keyring().wrap(key)
             return self._put(record, store_loader.get_store(), raw, deploy_id=deploy_id,
                              encoding=plan.store_encoding(sealed=key is not None),
                              key=key, wrapped_key=wrapped)
@@ -267,9 +271,53 @@ class DriveLifecycle:
             if not stored.wrapped_key:
                 raise InvalidMediaError(reason="the stored config drive is encrypted but its "
                                                "key is not recorded")
-            key = keys.unwrap(_kek(), stored.wrapped_key, path=CONF.configdrive.key_file)
+            ring = self._keyring()
+            self.rewrap_keys(record, ring)
+            assert record.stored is not None  # re-wrapping keeps every object
+            stored = record.stored
+            key = self._unwrap(ring, str(stored.wrapped_key))
         image_ = stored.image(url, key)
         return dataclasses.replace(image_, sealed=True) if key is not None else image_
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def _keyring(self) -> keys.Keyring:
+        try:
+            return keyring()
+        except ConfigDriveError as exc:
+            raise _error(self.node, "The config drive key files are not usable", exc,
+                         "Fix [configdrive]key_file and old_key_files, then retry") from None
+
+    def _unwrap(self, ring: keys.Keyring, wrapped: str) -> bytes:
+        try:
+            return ring.unwrap(wrapped)
+        except ConfigDriveError as exc:
+            raise _error(self.node, "Could not unwrap the config drive's key", exc,
+                         KEY_ADVICE) from None
+
+    def rewrap_keys(self, record: DriveRecord, ring: keys.Keyring | None = None) -> int:
+        """Re-wrap with the current key-encryption key every drive key of ``record`` wrapped
+        with a retired one, and persist the record if any was; return how many were.
+
+        Done whenever the lifecycle touches a record (rebuild, update, takeover), and by
+        ``ironic-configdrive-keys rewrap``, so a retired key can be dropped at last.
+        """
+        # Objects waiting to be deleted need no key: an unknown one must not block anything.
+        forgotten = record.forget_stale_keys()
+        rewrapped = 0
+        if record.wrapped_keys():  # nothing encrypted: the key files are not needed
+            ring = ring or self._keyring()
+            try:
+                rewrapped = record.map_wrapped_keys(ring.rewrap)
+            except ConfigDriveError as exc:
+                raise _error(self.node, "Could not re-wrap the config drive's key", exc,
+                             KEY_ADVICE) from None
+        if forgotten or rewrapped:
+            self._persist(record)
+        if ring is not None and rewrapped:
+            LOG.info("Node %s: config drive key re-wrapped with the current key-encryption "
+                     "key %s", self.node.uuid, ring.current.fingerprint)
+        return forgotten + rewrapped
 
     # -- exposing -----------------------------------------------------------------------------
 
@@ -467,6 +515,10 @@ class DriveLifecycle:
         record = self.load()
         if record is None or record.passthrough:
             return None
+        try:
+            self.rewrap_keys(record)
+        except ConfigDriveError as exc:
+            return scrub(exc.message)
         reading = [e for e in record.exposures
                    if expose_loader.capabilities_of(e.mechanism, node=self.node.uuid)
                    .reads_url_while_attached]

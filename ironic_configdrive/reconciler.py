@@ -15,10 +15,16 @@ starts). Each run:
 
 Work per run is bounded by ``[configdrive]reconcile_limit``. Only counts are logged: stored
 names can be secrets (the http store's).
+
+Each run also checks that this conductor has every key-encryption key the records' drive
+keys are wrapped with (by fingerprint): a conductor whose key file differs from the others'
+(a new one made up on a state_path that did not persist) says so at its start, not at the
+next rebuild.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 from collections.abc import Iterator
@@ -26,7 +32,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ironic_configdrive import lifecycle, records
+from ironic_configdrive import keys, lifecycle, records
 from ironic_configdrive.image.errors import ConfigDriveError
 from ironic_configdrive.masking import scrub
 from ironic_configdrive.store import loader as store_loader
@@ -52,6 +58,8 @@ class Counts:
     pending_left: int = 0
     nodes_busy: int = 0
     failures: int = 0
+    #: Nodes whose drive key is wrapped with a key-encryption key this conductor lacks.
+    nodes_on_unknown_keys: int = 0
 
     def summary(self) -> str:
         return ", ".join(f"{field.name.replace('_', ' ')} {getattr(self, field.name)}"
@@ -114,8 +122,12 @@ def run(context: Any) -> Counts:
 
     referenced: set[tuple[str, str]] = set()
     pending: list[str] = []
+    key_users: collections.Counter[str] = collections.Counter()
     for node_uuid, record in _records(context, counts):
         referenced.update((ref.store, ref.location) for ref in record.objects())
+        key_users.update({keys.fingerprint_of(ref.wrapped_key)
+                          for ref in (record.stored, *record.served)
+                          if ref is not None and ref.wrapped_key})
         if any(_can_delete(stores, ref, host) for ref in record.stale):
             pending.append(node_uuid)
 
@@ -131,10 +143,38 @@ def run(context: Any) -> Counts:
     for node_uuid in pending[:limit]:
         _drain(context, node_uuid, counts)
 
+    _check_keys(key_users, counts)
+
     level = logging.INFO if (counts.orphans_deleted or counts.pending_deleted
                              or counts.failures) else logging.DEBUG
     LOG.log(level, "Config drive reconciler on %s: %s", host, counts.summary())
     return counts
+
+
+def _check_keys(key_users: collections.Counter[str], counts: Counts) -> None:
+    """Warn when nodes use key-encryption keys this conductor does not have."""
+    if not key_users:
+        return  # nothing encrypted yet: no key file needed
+    try:
+        ring = keys.load_keyring(CONF.configdrive.key_file, CONF.configdrive.old_key_files,
+                                 create=False)
+    except ConfigDriveError as exc:
+        have, known = f"no usable key ({exc.message})", set()
+    else:
+        known = set(ring.by_fingerprint())
+        have = ", ".join(f"{kek.fingerprint} in {kek.path}"
+                         for kek in ring.by_fingerprint().values())
+    unknown = {fp: users for fp, users in key_users.items() if fp not in known}
+    if not unknown:
+        return
+    counts.nodes_on_unknown_keys = sum(unknown.values())
+    LOG.warning("Config drive keys of %d node(s) are wrapped with key-encryption keys this "
+                "conductor does not have (fingerprints %s; this conductor has %s): their "
+                "drives cannot be rebuilt, updated or re-exposed here. Give every conductor "
+                "the same [configdrive]key_file and list retired keys in "
+                "[configdrive]old_key_files ('ironic-configdrive-keys status' shows the "
+                "fingerprints in use)", counts.nodes_on_unknown_keys,
+                ", ".join(sorted(unknown)), have)
 
 
 def _can_delete(stores: dict[str, ConfigDriveStore], ref: records.StoredRef,

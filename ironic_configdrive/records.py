@@ -15,6 +15,7 @@ The typed records here are converted to and from JSON at one boundary (:func:`lo
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Final
 
 from ironic_configdrive.image.errors import InternalError
@@ -187,6 +188,37 @@ class DriveRecord:
     def objects(self) -> list[StoredRef]:
         """Every object this record names (the reconciler keeps these)."""
         return [*([self.stored] if self.stored is not None else []), *self.stale, *self.served]
+
+    def wrapped_keys(self) -> list[str]:
+        """The wrapped drive keys of every object this record names."""
+        return [ref.wrapped_key for ref in self.objects() if ref.wrapped_key]
+
+    def forget_stale_keys(self) -> int:
+        """Drop the wrapped keys of objects that are only waiting to be deleted (nothing
+        opens them again); return how many were dropped."""
+        dropped = sum(1 for ref in self.stale if ref.wrapped_key)
+        self.stale = [dataclasses.replace(ref, wrapped_key=None) if ref.wrapped_key else ref
+                      for ref in self.stale]
+        return dropped
+
+    def map_wrapped_keys(self, change: Callable[[str], str]) -> int:
+        """Replace every wrapped key by ``change(wrapped_key)``; return how many changed."""
+        changed = 0
+
+        def one(ref: StoredRef) -> StoredRef:
+            nonlocal changed
+            if not ref.wrapped_key:
+                return ref
+            new = change(ref.wrapped_key)
+            if new == ref.wrapped_key:
+                return ref
+            changed += 1
+            return dataclasses.replace(ref, wrapped_key=new)
+
+        self.stored = None if self.stored is None else one(self.stored)
+        self.stale = [one(ref) for ref in self.stale]
+        self.served = [one(ref) for ref in self.served]
+        return changed
 
     def is_empty(self) -> bool:
         """Nothing left to undo: the record can go."""

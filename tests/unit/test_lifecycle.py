@@ -8,6 +8,9 @@ one shared store (Swift-like) and one host-local store (the http store's files).
 # Selects oslo.service's threading backend before anything imports oslo.messaging.
 import ironic.tests.unit  # noqa: F401,I001  (must come first)
 
+import dataclasses
+import logging
+import os
 from typing import Any
 from unittest import mock
 
@@ -16,7 +19,7 @@ from ironic.common import exception, states
 from ironic.conductor import task_manager
 from ironic import objects
 
-from ironic_configdrive import lifecycle, records
+from ironic_configdrive import keys, lifecycle, records
 from ironic_configdrive.expose.base import ExposureError
 from ironic_configdrive.image import sealing
 from ironic_configdrive.store import loader as store_loader
@@ -326,3 +329,140 @@ class TestValidation(LifecycleTestBase):
         calls = self._validated()
         self._deploy()
         self.assertEqual([raw], calls)
+
+
+class TestKeyRotation(LifecycleTestBase):
+    """``key_file`` replaced, the retired one in ``old_key_files``: records wrapped with it
+    keep working and are re-wrapped with the current key whenever they are touched."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.config(encrypt_at_rest=True, group="configdrive")
+        self.old_path = str(lifecycle.CONF.configdrive.key_file)
+        self.new_path = self.old_path + ".new"
+        self.logs = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
+
+    def _rotate(self, *, keep_old: bool = True) -> tuple[str, str]:
+        """(old fingerprint, new fingerprint)."""
+        old = keys.read_kek(self.old_path, create=False).fingerprint
+        new = keys.read_kek(self.new_path, create=True).fingerprint
+        self.config(key_file=self.new_path, old_key_files=[self.old_path] if keep_old else [],
+                    group="configdrive")
+        return old, new
+
+    def _fingerprints(self) -> set[str]:
+        record = self._record()
+        assert record is not None
+        return {keys.fingerprint_of(wrapped) for wrapped in record.wrapped_keys()}
+
+    def _drive_key(self) -> bytes:
+        key = self.exposers["partition"].attached[-1].key
+        assert key is not None
+        return key
+
+    def test_rebuild_unwraps_the_old_key_and_rewraps_with_the_new(self) -> None:
+        self._deploy()
+        drive_key = self._drive_key()
+        old, new = self._rotate()
+        self.assertEqual({old}, self._fingerprints())
+        self._deploy()  # rebuild without a new drive: the stored one, its key
+        self.assertEqual(drive_key, self._drive_key())
+        self.assertEqual({new}, self._fingerprints())  # persisted: read back from the DB
+        record = self._record()
+        assert record is not None and record.stored is not None
+        current_only = keys.Keyring(keys.read_kek(self.new_path, create=False))
+        self.assertEqual(drive_key, current_only.unwrap(str(record.stored.wrapped_key)))
+        self.assertIn(new, self.logs.output)
+        self.assertNotIn(drive_key.hex(), self.logs.output)
+
+    def test_a_new_drive_after_rotation_uses_the_new_key_only(self) -> None:
+        self._deploy()
+        _, new = self._rotate()
+        self.node.refresh()
+        self.node.instance_info = dict(self.node.instance_info, configdrive=OTHER_DRIVE)
+        self.node.save()
+        self._deploy()
+        self.assertEqual({new}, self._fingerprints())
+        self.assertEqual(1, len(self.shared.objects))
+
+    def test_objects_waiting_for_deletion_lose_their_wrapped_key(self) -> None:
+        self._deploy()
+        record = self._record()
+        assert record is not None and record.stored is not None
+        record.stale.append(dataclasses.replace(record.stored, location="c/left-over"))
+        records.persist(self.node, record)
+        _, new = self._rotate(keep_old=False)  # their key is gone: that must not matter
+        record = self._record()
+        assert record is not None
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            drive = lifecycle.DriveLifecycle(task)
+            record.stored = None
+            self.assertEqual(1, drive.rewrap_keys(record))
+        record = self._record()
+        assert record is not None
+        self.assertEqual([None], [ref.wrapped_key for ref in record.stale])
+
+    def test_takeover_rewraps(self) -> None:
+        self._deploy()
+        _, new = self._rotate()
+        self._as("conductor-b")
+        self._take_over()
+        self.assertEqual({new}, self._fingerprints())
+        self.node.refresh()
+        self.assertIsNone(self.node.last_error)
+
+    def test_virtual_media_reexposure_rewraps(self) -> None:
+        self._virtual_media()
+        self._deploy()
+        plain = self.vm.attached[-1]
+        _, new = self._rotate()
+        self._as("conductor-b")
+        self._take_over()  # re-serves a decrypted copy from conductor-b's http root
+        self.assertEqual(2, len(self.vm.attached))
+        self.assertEqual(plain.sha256, self.vm.attached[-1].sha256)
+        self.assertEqual({new}, self._fingerprints())
+
+    def test_unknown_key_is_a_clear_error_naming_node_and_fingerprints(self) -> None:
+        self._deploy()
+        drive_key = self._drive_key()
+        old, new = self._rotate(keep_old=False)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            exc = self.assertRaises(exception.InstanceDeployFailure,
+                                    task.driver.deploy.write_configdrive, task)
+        message = str(exc)
+        self.assertIn(self.node.uuid, message)
+        self.assertIn(f"fingerprint {old}", message)
+        self.assertIn(f"{new} in {self.new_path}", message)
+        self.assertIn("[configdrive]old_key_files", message)
+        self.assertIn("ironic-configdrive-keys status", message)
+        self.assertNotIn(drive_key.hex(), message + self.logs.output)
+        self.assertEqual({old}, self._fingerprints())  # left as it was
+
+    def test_takeover_of_an_unencrypted_drive_needs_no_key_file(self) -> None:
+        self.config(encrypt_at_rest=False, group="configdrive")
+        self._deploy()
+        self.config(key_file=self.old_path + ".absent", key_file_create=False,
+                    group="configdrive")
+        self._as("conductor-b")
+        self._take_over()
+        self.node.refresh()
+        self.assertIsNone(self.node.last_error)
+        self.assertFalse(os.path.exists(self.old_path + ".absent"))
+
+    def test_takeover_with_an_unknown_key_is_reported_not_raised(self) -> None:
+        self._deploy()
+        old, _ = self._rotate(keep_old=False)
+        self._as("conductor-b")
+        self._take_over()
+        self.node.refresh()
+        self.assertIn("another key-encryption key", self.node.last_error)
+        self.assertIn(old, self.node.last_error)
+
+    def test_an_unsafe_key_file_fails_the_deploy_clearly(self) -> None:
+        self._deploy()
+        os.chmod(self.old_path, 0o644)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            exc = self.assertRaises(exception.InstanceDeployFailure,
+                                    task.driver.deploy.write_configdrive, task)
+        self.assertIn(self.node.uuid, str(exc))
+        self.assertIn(f"chmod 600 {self.old_path}", str(exc))

@@ -4,12 +4,13 @@
 import ironic.tests.unit  # noqa: F401,I001  (must come first)
 
 import logging
+import os
 
 import fixtures
 from ironic.conductor import task_manager
 from ironic.drivers.modules import agent_client  # noqa: F401
 
-from ironic_configdrive import reconciler, records
+from ironic_configdrive import keys, reconciler, records
 from ironic_configdrive.store.base import Listed
 from tests.unit.test_deploy import FakeStore
 from tests.unit.test_lifecycle import LifecycleTestBase
@@ -124,3 +125,44 @@ class TestReconciler(LifecycleTestBase):
         self.config(reconcile_interval=0, group="configdrive")
         periodics.refresh_periodic_attributes(method)
         self.assertFalse(method._is_periodic)
+
+
+class TestKeyCheck(LifecycleTestBase):
+    """A conductor whose key file differs from the others' says so when it starts."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.config(encrypt_at_rest=True, group="configdrive")
+        self.logs = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
+        self.first = str(reconciler.CONF.configdrive.key_file)
+
+    def test_a_conductor_with_another_key_warns(self) -> None:
+        self._deploy()
+        theirs = keys.read_kek(self.first, create=False)
+        self.assertEqual(0, reconciler.run(self.context).nodes_on_unknown_keys)
+        mine = keys.read_kek(self.first + ".mine", create=True)  # a state_path that got lost
+        self.config(key_file=mine.path, group="configdrive")
+        counts = reconciler.run(self.context)
+        self.assertEqual(1, counts.nodes_on_unknown_keys)
+        self.assertIn(f"fingerprints {theirs.fingerprint}; this conductor has "
+                      f"{mine.fingerprint} in {mine.path}", self.logs.output)
+        self.assertIn("same [configdrive]key_file", self.logs.output)
+        self.assertNotIn(theirs.material.hex(), self.logs.output)
+        # Listed as a retired key, it is known again.
+        self.config(old_key_files=[self.first], group="configdrive")
+        self.assertEqual(0, reconciler.run(self.context).nodes_on_unknown_keys)
+
+    def test_a_missing_key_file_is_reported_not_created(self) -> None:
+        self._deploy()
+        self.config(key_file=self.first + ".gone", group="configdrive")
+        self.assertEqual(1, reconciler.run(self.context).nodes_on_unknown_keys)
+        self.assertIn(f"no usable key (config drive encryption key problem: the key file "
+                      f"{self.first}.gone does not exist", self.logs.output)
+        self.assertFalse(os.path.exists(self.first + ".gone"))
+
+    def test_no_encrypted_drive_needs_no_key_file(self) -> None:
+        self.config(encrypt_at_rest=False, key_file=self.first + ".never",
+                    group="configdrive")
+        self._deploy()
+        self.assertEqual(0, reconciler.run(self.context).nodes_on_unknown_keys)
+        self.assertFalse(os.path.exists(self.first + ".never"))

@@ -157,3 +157,21 @@ def test_successor_carries_everything_pending_and_nothing_stored() -> None:
     new.stale.append(records.StoredRef(store="s", location="l"))
     new.exposures.clear()
     assert len(old.stale) == 1 and len(old.exposures) == 1  # no list shared with the old one
+
+
+def test_wrapped_keys_are_mapped_in_every_object_and_dropped_from_stale_ones() -> None:
+    def ref(location: str, wrapped: str | None) -> records.StoredRef:
+        return records.StoredRef(store="swift", location=location, sealed=bool(wrapped),
+                                 wrapped_key=wrapped)
+
+    record = records.DriveRecord(deploy_id="d", stored=ref("a", "old:A"),
+                                 stale=[ref("b", "old:B"), ref("c", None)],
+                                 served=[ref("d", "new:D")])
+    assert record.wrapped_keys() == ["old:A", "old:B", "new:D"]
+    changed = record.map_wrapped_keys(lambda w: w.replace("old:", "new:"))
+    assert changed == 2  # new:D was already current
+    assert record.wrapped_keys() == ["new:A", "new:B", "new:D"]
+    assert record.forget_stale_keys() == 1
+    assert record.wrapped_keys() == ["new:A", "new:D"]
+    assert [r.location for r in record.stale] == ["b", "c"]
+    assert records.DriveRecord.from_dict(record.to_dict()) == record

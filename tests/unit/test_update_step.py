@@ -12,6 +12,7 @@ from ironic.common import exception, states
 from ironic.conductor import task_manager
 
 from ironic_configdrive import deploy, lifecycle, log_masking, records
+from ironic_configdrive.store.base import StoreError
 from tests.unit.test_deploy import SECRET, DeployTestBase
 
 NEW_SECRET = "NEW-password-8c1d"
@@ -221,3 +222,27 @@ class TestServicingHistory(UpdateTestBase):
                                                                         self.node.id)]
         self.assertFalse(any(NEW_SECRET in e for e in events), events)
         self.assertTrue(any(e.startswith("Starting servicing with steps=") for e in events))
+
+
+class TestUpdateAfterKeyRotation(UpdateTestBase):
+    def test_update_wraps_with_the_new_key_even_without_the_old_one(self) -> None:
+        from ironic_configdrive import keys
+
+        self.config(encrypt_at_rest=True, group="configdrive")
+        self._service({"configdrive": NEW_DRIVE})  # sealed, wrapped with the first key
+        first = self._record()
+        assert first is not None and first.stored is not None
+        new_path = str(lifecycle.CONF.configdrive.key_file) + ".new"
+        new = keys.read_kek(new_path, create=True)
+        self.config(key_file=new_path, old_key_files=[], group="configdrive")  # old key lost
+        self.node.provision_state = states.SERVICING
+        self.node.save()
+        # The old object cannot be deleted now: it stays recorded, its key no longer.
+        with mock.patch.object(self.store, "delete", side_effect=StoreError(
+                store="fake", node=self.node.uuid, reason="store down")):
+            self._service({"configdrive": {"meta_data": {"name": "again"}}})
+        record = self._record()
+        assert record is not None and record.stored is not None
+        self.assertEqual([first.stored.location], [ref.location for ref in record.stale])
+        self.assertEqual([new.fingerprint],
+                         [keys.fingerprint_of(w) for w in record.wrapped_keys()])
