@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/bootstrap.sh
-echo "== ruff" && .venv/bin/ruff check ironic_configdrive ironic_configdrive_tempest agent_ext tests
+echo "== ruff" && .venv/bin/ruff check ironic_configdrive ironic_configdrive_lab ironic_configdrive_tempest agent_ext tests
 echo "== mypy" && .venv/bin/mypy
 echo "== pytest" && exec .venv/bin/python -m pytest "$@"

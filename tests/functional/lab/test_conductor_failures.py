@@ -24,10 +24,20 @@ from typing import Any
 
 import pytest
 
-from ironic_configdrive.lab import bmc, cli, ironic_conf, objectstore, verify
-from ironic_configdrive.lab.client import Client
-from ironic_configdrive.lab.conductors import Conductors
-from ironic_configdrive.lab.workdir import Workdir
+from ironic_configdrive_lab import (
+    bmc,
+    cli,
+    ironic_conf,
+    names,
+    node_cmd,
+    objectstore,
+    status_cmd,
+    up_cmd,
+    verify,
+)
+from ironic_configdrive_lab.client import Client
+from ironic_configdrive_lab.conductors import Conductors
+from ironic_configdrive_lab.workdir import Workdir
 from tests.functional.lab.test_conductors import Timings, _leftovers, _require_conductors
 from tests.functional.lab.test_lab import CONFIG_DRIVE, _require_lab
 
@@ -62,7 +72,7 @@ def _drives(lab: Conductors, index: int) -> list[str]:
 
 
 def _record(workdir: Workdir) -> dict[str, Any] | None:
-    node = Client(workdir.load_state()["api_url"]).node(cli.NODE_NAME) or {}
+    node = Client(workdir.load_state()["api_url"]).node(names.NODE_NAME) or {}
     return (node.get("driver_internal_info") or {}).get("configdrive")
 
 
@@ -87,7 +97,7 @@ def two_conductors(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[W
                          "--store", store]) == 0
         yield workdir
     finally:
-        cli.down(workdir, quiet=True)
+        up_cmd.down(workdir, quiet=True)
     assert _leftovers(workdir) == []
 
 
@@ -97,7 +107,7 @@ def test_virtual_media_survives_its_conductor(two_conductors: Workdir) -> None:
     lab = Conductors(workdir)
     try:
         with timings.phase("deploy (virtual media, Swift, encrypted)"):
-            result = cli.deploy(workdir, config_drive=_drive("vm-one"),
+            result = node_cmd.deploy(workdir, config_drive=_drive("vm-one"),
                                 exposure="virtual_media")
         first, device, sha = lab.holder(), str(result["media"]), str(result["sha256"])
         assert first is not None
@@ -127,15 +137,15 @@ def test_virtual_media_survives_its_conductor(two_conductors: Workdir) -> None:
                   RECONCILE_WAIT)
 
         with timings.phase("update (service step) after the rebalance"):
-            updated = cli.update(workdir, config_drive=_drive("vm-two"))
+            updated = node_cmd.update(workdir, config_drive=_drive("vm-two"))
         assert updated["sha256"] != sha
         with timings.phase("rebuild after the rebalance"):
-            rebuilt = cli.deploy(workdir, config_drive=_drive("vm-three"),
+            rebuilt = node_cmd.deploy(workdir, config_drive=_drive("vm-three"),
                                  exposure="virtual_media")
         assert rebuilt["sha256"] not in (sha, updated["sha256"])
 
         with timings.phase("undeploy"):
-            cli.undeploy(workdir)
+            node_cmd.undeploy(workdir)
         state = workdir.load_state()
         assert objectstore.list_objects(state["swift"]) == []
         assert not _media(workdir, device).get("Inserted")
@@ -152,7 +162,7 @@ def test_host_local_drive_of_a_failed_host(two_conductors: Workdir) -> None:
     lab = Conductors(workdir)
     try:
         with timings.phase("deploy (virtual media, http store, encrypted)"):
-            result = cli.deploy(workdir, config_drive=_drive("local-one"),
+            result = node_cmd.deploy(workdir, config_drive=_drive("local-one"),
                                 exposure="virtual_media")
         first, device = lab.holder(), str(result["media"])
         assert first is not None
@@ -162,14 +172,14 @@ def test_host_local_drive_of_a_failed_host(two_conductors: Workdir) -> None:
             lab.stop(first)
             second, _ = lab.wait_for_takeover(first)
             status = _wait("the survivor's report in last_error", lambda: (
-                cli.status(workdir)["node"] if "not re-exposed after a takeover" in str(
-                    (cli.status(workdir)["node"] or {}).get("last_error")) else None), 60)
+                status_cmd.status(workdir)["node"] if "not re-exposed after a takeover" in str(
+                    (status_cmd.status(workdir)["node"] or {}).get("last_error")) else None), 60)
         assert f"held by conductor 127.0.0.{first + 1}" in status["last_error"]
         assert "update_configdrive" in status["last_error"]
         assert _drives(lab, second) == []
 
         with timings.phase(f"undeploy on conductor-{second}"):
-            cli.undeploy(workdir)
+            node_cmd.undeploy(workdir)
         assert not _media(workdir, device).get("Inserted")
         record = _record(workdir)
         assert record is not None  # the failed host's files: recorded, not forgotten
@@ -192,14 +202,14 @@ def test_swift_down_during_undeploy(tmp_path: Path) -> None:
         with timings.phase("up (one conductor, Swift)"):
             assert cli.main(["up", "--workdir", str(workdir.root)]) == 0
         with timings.phase("deploy (partition)"):
-            cli.deploy(workdir, config_drive=_drive("swift-down"), exposure="partition")
+            node_cmd.deploy(workdir, config_drive=_drive("swift-down"), exposure="partition")
         settings = workdir.load_state()["swift"]
         assert len(objectstore.list_objects(settings)) == 1
         client = Client(workdir.load_state()["api_url"])
         with timings.phase("undeploy (teardown + cleaning) with the Swift proxy down"):
             with objectstore.proxy_down(workdir):
-                client.baremetal("node", "undeploy", cli.NODE_NAME)
-                node = client.wait_for(cli.NODE_NAME, {"available"}, timeout=600)
+                client.baremetal("node", "undeploy", names.NODE_NAME)
+                node = client.wait_for(names.NODE_NAME, {"available"}, timeout=600)
                 record = (node.get("driver_internal_info") or {}).get("configdrive")
                 assert record is not None and len(record["stale"]) == 1
         with timings.phase("Swift back: the reconciler deletes the object"):
@@ -207,5 +217,5 @@ def test_swift_down_during_undeploy(tmp_path: Path) -> None:
                   RECONCILE_WAIT)
             _wait("the record gone", lambda: _record(workdir) is None, RECONCILE_WAIT)
     finally:
-        cli.down(workdir, quiet=True)
+        up_cmd.down(workdir, quiet=True)
         timings.report()

@@ -18,9 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from ironic_configdrive.lab import cli, disk, mariadb, network, objectstore, process
-from ironic_configdrive.lab.conductors import RUNNING, STOPPED, Conductors
-from ironic_configdrive.lab.workdir import Workdir
+from ironic_configdrive_lab import (
+    cli,
+    disk,
+    mariadb,
+    network,
+    node_cmd,
+    objectstore,
+    process,
+    status_cmd,
+    up_cmd,
+)
+from ironic_configdrive_lab.conductors import RUNNING, STOPPED, Conductors
+from ironic_configdrive_lab.workdir import Workdir
 from tests.conftest import skip_or_fail
 from tests.functional.lab.test_lab import CONFIG_DRIVE, _require_lab
 
@@ -84,7 +94,7 @@ def test_survivor_takes_over_and_undeploys(tmp_path: Path) -> None:
             assert cli.main(["up", "--workdir", str(workdir.root), "--conductors", "2",
                              "--store", "http"]) == 0, process.log_tail(workdir, "ironic-api")
         lab = Conductors(workdir)
-        status = cli.status(workdir)
+        status = status_cmd.status(workdir)
         assert status["profile"] == {"conductors": 2, "database": "mariadb",
                                      "rpc_transport": "json-rpc"}
         assert [(c["host"], c["state"], c["alive"]) for c in status["conductors"]] == [
@@ -96,7 +106,7 @@ def test_survivor_takes_over_and_undeploys(tmp_path: Path) -> None:
         assert keys == {(workdir.etc / "configdrive.key").read_bytes()}
 
         with timings.phase("deploy (partition) + verify"):
-            result = cli.deploy(workdir, config_drive=json.dumps(CONFIG_DRIVE),
+            result = node_cmd.deploy(workdir, config_drive=json.dumps(CONFIG_DRIVE),
                                 exposure="partition")
         first = lab.holder()
         assert first in (1, 2)
@@ -104,7 +114,7 @@ def test_survivor_takes_over_and_undeploys(tmp_path: Path) -> None:
         assert result["stored"]["store"] == "http"
         # The http store is host-local: the drive sits in the deploying conductor's root.
         assert (lab.host(first).http_root / result["stored"]["location"]).is_file()
-        assert cli.status(workdir)["node_conductor"] == f"conductor-{first}"
+        assert status_cmd.status(workdir)["node_conductor"] == f"conductor-{first}"
 
         with timings.phase(f"stop conductor-{first} (SIGKILL)"):
             assert lab.stop(first) == [f"conductor-{first}", f"http-{first}"]
@@ -116,25 +126,25 @@ def test_survivor_takes_over_and_undeploys(tmp_path: Path) -> None:
         assert second != first and lab.running(second)
 
         with timings.phase(f"undeploy + clean + verify on conductor-{second}"):
-            undeployed = cli.undeploy(workdir)
+            undeployed = node_cmd.undeploy(workdir)
         for line in undeployed["checks"]:
             print(f"[two conductors] verified: {line}", flush=True)
         assert any("reads zeros" in line for line in undeployed["checks"])
-        status = cli.status(workdir)
+        status = status_cmd.status(workdir)
         assert status["node"]["provision_state"] == "available"
         assert status["node_conductor"] == f"conductor-{second}"
         assert not (lab.host(second).http_root / result["stored"]["location"]).exists()
 
         with timings.phase(f"start conductor-{first}"):
             lab.start(first)
-        status = cli.status(workdir)
+        status = status_cmd.status(workdir)
         assert [(c["state"], c["alive"]) for c in status["conductors"]] == [
             (RUNNING, True), (RUNNING, True)]
 
         with timings.phase("down"):
-            cli.down(workdir)
+            up_cmd.down(workdir)
         assert _leftovers(workdir) == []
     finally:
-        cli.down(workdir, quiet=True)
+        up_cmd.down(workdir, quiet=True)
         timings.report()
     assert _leftovers(workdir) == []

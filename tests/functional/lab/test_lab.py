@@ -18,8 +18,20 @@ from pathlib import Path
 
 import pytest
 
-from ironic_configdrive.lab import bmc, cli, disk, network, objectstore, process
-from ironic_configdrive.lab.workdir import Workdir
+from ironic_configdrive_lab import (
+    bmc,
+    cli,
+    client,
+    disk,
+    names,
+    network,
+    node_cmd,
+    objectstore,
+    process,
+    status_cmd,
+    up_cmd,
+)
+from ironic_configdrive_lab.workdir import Workdir
 from tests.conftest import require_root, require_tool, skip_or_fail
 
 pytestmark = pytest.mark.lab
@@ -44,7 +56,7 @@ def _require_lab() -> None:
 
 
 def _leftovers(workdir: Workdir) -> list[str]:
-    found = [f"{name} pid" for name in cli.SERVICES
+    found = [f"{name} pid" for name in names.SERVICES
              if process.running_pid(workdir, name) is not None]
     found += [f"swift {name} pid" for name in objectstore.running(workdir)]
     if workdir.disk.exists():
@@ -63,12 +75,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workdir]:
             process.log_tail(workdir, "ironic")
         yield workdir
     finally:
-        cli.down(workdir)
+        up_cmd.down(workdir)
     assert _leftovers(workdir) == []
 
 
 def _status(workdir: Workdir) -> dict:
-    return cli.status(workdir)
+    return status_cmd.status(workdir)
 
 
 def _objects(workdir: Workdir) -> list[str]:
@@ -96,7 +108,7 @@ def test_up_status(lab: Workdir) -> None:
     for line in ("store = swift", f"swift_auth_url = {settings['auth_url']}",
                  f"swift_user = {settings['user']}", "swift_container = lab-configdrive"):
         assert line in conf
-    node = cli.Client(lab.load_state()["api_url"]).node(cli.NODE_NAME) or {}
+    node = client.Client(lab.load_state()["api_url"]).node(names.NODE_NAME) or {}
     assert node["driver_info"]["redfish_address"] == lab.load_state()["redfish"][
         "redfish_address"]
 
@@ -106,7 +118,7 @@ def test_deploy_verify_undeploy(lab: Workdir, tmp_path: Path) -> None:
 
     drive = tmp_path / "drive.json"
     drive.write_text(json.dumps(CONFIG_DRIVE))
-    result = cli.deploy(lab, config_drive=str(drive), exposure="partition")
+    result = node_cmd.deploy(lab, config_drive=str(drive), exposure="partition")
     state = lab.load_state()
     status = config_drive_status(state["disk"])
     assert status.present and status.label == "config-2"
@@ -122,7 +134,7 @@ def test_deploy_verify_undeploy(lab: Workdir, tmp_path: Path) -> None:
     # the first stored object gone.
     rebuilt_drive = json.loads(json.dumps(CONFIG_DRIVE))
     rebuilt_drive["meta_data"]["name"] = "lab-rebuilt"
-    rebuilt = cli.deploy(lab, config_drive=json.dumps(rebuilt_drive), exposure="partition")
+    rebuilt = node_cmd.deploy(lab, config_drive=json.dumps(rebuilt_drive), exposure="partition")
     assert any("glean reads hostname 'lab-rebuilt'" in line for line in rebuilt["checks"])
     assert rebuilt["sha256"] != result["sha256"]
     assert config_drive_status(state["disk"]).sha256 == rebuilt["sha256"]
@@ -130,7 +142,7 @@ def test_deploy_verify_undeploy(lab: Workdir, tmp_path: Path) -> None:
     assert _objects(lab) == [rebuilt["stored"]["location"].split("/", 1)[1]]
     result = rebuilt
 
-    cli.undeploy(lab)
+    node_cmd.undeploy(lab)
     start, size = result["range"]
     data = disk.read_range(state["disk"], start, size)
     assert data == bytes(len(data))
@@ -146,7 +158,7 @@ def test_virtual_media_deploy_undeploy(lab: Workdir) -> None:
 
     drive = json.loads(json.dumps(CONFIG_DRIVE))
     drive["meta_data"]["name"] = "lab-vmedia"
-    result = cli.deploy(lab, config_drive=json.dumps(drive), exposure="virtual_media")
+    result = node_cmd.deploy(lab, config_drive=json.dumps(drive), exposure="virtual_media")
     state = lab.load_state()
     assert any("glean reads hostname 'lab-vmedia'" in line for line in result["checks"])
     # Checked here independently of the lab's own verification: the BMC's view.
@@ -164,7 +176,7 @@ def test_virtual_media_deploy_undeploy(lab: Workdir) -> None:
     assert not config_drive_status(state["disk"]).present
     assert _objects(lab) == [obj]
 
-    undeployed = cli.undeploy(lab)
+    undeployed = node_cmd.undeploy(lab)
     assert f"the BMC reports {result['media']} ejected" in undeployed["checks"]
     slot = bmc.media(lab, state["redfish"]["redfish_address"])[result["media"]]
     assert not slot["Inserted"]
@@ -196,9 +208,9 @@ def test_http_store(lab: Workdir) -> None:
     status = _status(lab)
     assert status["store"] == "http" and status["swift"] == {}
     assert "store = http" in (lab.etc / "ironic.conf").read_text()
-    result = cli.deploy(lab, config_drive=json.dumps(CONFIG_DRIVE), exposure="partition")
+    result = node_cmd.deploy(lab, config_drive=json.dumps(CONFIG_DRIVE), exposure="partition")
     assert result["stored"]["store"] == "http"
     stored_file = lab.http_root / result["stored"]["location"]
     assert stored_file.is_file()
-    cli.undeploy(lab)
+    node_cmd.undeploy(lab)
     assert not stored_file.exists()

@@ -20,8 +20,8 @@ import pytest
 
 from ironic_configdrive import keys
 from ironic_configdrive.image import sealing
-from ironic_configdrive.lab import cli, leaks
-from ironic_configdrive.lab.workdir import Workdir
+from ironic_configdrive_lab import leaks, node_cmd, up_cmd
+from ironic_configdrive_lab.workdir import Workdir
 from tests.functional.lab.test_lab import _require_lab
 
 pytestmark = pytest.mark.lab
@@ -86,24 +86,24 @@ def test_complete_flows_at_debug_leak_nothing(tmp_path: Path) -> None:
     workdir = Workdir.at(tmp_path / "lab")
     collector = Collector(workdir)
     try:
-        cli.up(workdir, debug=True, store="swift")
-        cli.deploy(workdir, config_drive=_drive("p1"), exposure="partition")
+        up_cmd.up(workdir, debug=True, store="swift")
+        node_cmd.deploy(workdir, config_drive=_drive("p1"), exposure="partition")
         collector.collect("partition deploy")
         collector.assert_store_holds_ciphertext("partition deploy")
-        cli.update(workdir, config_drive=_drive("p2"))
+        node_cmd.update(workdir, config_drive=_drive("p2"))
         collector.collect("partition update")
         collector.assert_store_holds_ciphertext("partition update")
-        cli.deploy(workdir, config_drive=_drive("p3"), exposure="partition")  # a rebuild
+        node_cmd.deploy(workdir, config_drive=_drive("p3"), exposure="partition")  # a rebuild
         collector.collect("rebuild")
-        cli.undeploy(workdir)
-        cli.deploy(workdir, config_drive=_drive("v1"), exposure="virtual_media")
+        node_cmd.undeploy(workdir)
+        node_cmd.deploy(workdir, config_drive=_drive("v1"), exposure="virtual_media")
         collector.collect("virtual media deploy")
         collector.assert_store_holds_ciphertext("virtual media deploy")
-        cli.update(workdir, config_drive=_drive("v2"))
+        node_cmd.update(workdir, config_drive=_drive("v2"))
         collector.collect("virtual media update")
-        cli.undeploy(workdir)
+        node_cmd.undeploy(workdir)
     finally:
-        cli.down(workdir, quiet=True)
+        up_cmd.down(workdir, quiet=True)
 
     assert any(name.startswith("http store name") for name in collector.found)
     logs = sorted(p.name for p in workdir.logs.glob("*.log"))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ironic_configdrive.lab import cli, disk, network, objectstore, process
-from ironic_configdrive.lab.workdir import Workdir
+from ironic_configdrive_lab import disk, names, network, objectstore, process, up_cmd
+from ironic_configdrive_lab.workdir import Workdir
 from tests.functional.lab.test_lab import _require_lab
 
 pytestmark = pytest.mark.lab
@@ -25,11 +25,11 @@ def test_run_prints_a_summary_and_leaves_nothing_behind(tmp_path: Path) -> None:
     workdir = Workdir.at(tmp_path / "lab")
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "ironic_configdrive.lab", "run", "--workdir",
+            [sys.executable, "-m", "ironic_configdrive_lab", "run", "--workdir",
              str(workdir.root), "--store", "http", "--exposure", "partition"],
             capture_output=True, text=True, timeout=900, check=False)
     finally:
-        cli.down(workdir, quiet=True)
+        up_cmd.down(workdir, quiet=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = result.stdout.split("\nSummary (http store)\n", 1)[1]
     for phase in ("up", "deploy partition+verify", "undeploy partition+clean+verify",
@@ -39,7 +39,7 @@ def test_run_prints_a_summary_and_leaves_nothing_behind(tmp_path: Path) -> None:
     assert "stored config drive deleted from the http store" in summary
     assert "reads zeros" in summary
     # Everything stopped, detached and removed by the run itself.
-    assert not any(process.running_pid(workdir, name) for name in cli.SERVICES)
+    assert not any(process.running_pid(workdir, name) for name in names.SERVICES)
     assert objectstore.running(workdir) == {}
     assert disk.backing_devices(workdir.disk) == []
     assert not network.exists(network.names(workdir)[0])
@@ -53,11 +53,11 @@ def test_run_with_two_conductors_survives_a_host_failure(tmp_path: Path) -> None
     workdir = Workdir.at(tmp_path / "lab")
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "ironic_configdrive.lab", "run", "--workdir",
+            [sys.executable, "-m", "ironic_configdrive_lab", "run", "--workdir",
              str(workdir.root), "--conductors", "2"],
             capture_output=True, text=True, timeout=1200, check=False)
     finally:
-        cli.down(workdir, quiet=True)
+        up_cmd.down(workdir, quiet=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = result.stdout.split("\nSummary (swift store)\n", 1)[1]
     assert "  host failure, takeover virtual_media+verify " in summary

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ironic_configdrive.lab import process, redfish, swift
+from ironic_configdrive_lab import process, redfish, swift
 from tests.conftest import skip_or_fail
 
 
@@ -39,7 +39,7 @@ def test_swift_released_then_stopped_by_another_process(tmp_path: Path) -> None:
         server.release()
         assert server.connection().get_object("c", "o")[1] == b"data"
         stopped = _other_process(
-            "from ironic_configdrive.lab import swift; "
+            "from ironic_configdrive_lab import swift; "
             f"print(','.join(swift.stop_recorded({str(tmp_path / 'pids')!r})))")
         assert stopped.split(",") == list(reversed(swift.PROCESSES))
         assert swift.running_recorded(tmp_path / "pids") == {}
@@ -64,7 +64,7 @@ def test_redfish_released_then_stopped_by_another_process(tmp_path: Path) -> Non
         emulator.release()
         assert emulator.vmedia("Cd")["Inserted"] is False
         assert _other_process(
-            "from ironic_configdrive.lab import redfish; "
+            "from ironic_configdrive_lab import redfish; "
             f"print(redfish.stop_recorded({str(pid_file)!r}))") == "True"
         assert process.pid_from_file(pid_file) is None and not pid_file.exists()
         with pytest.raises(requests.ConnectionError):

@@ -38,15 +38,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[s
     require_root()
     for tool in ("losetup", "ip", "sgdisk", "sfdisk", "qemu-img"):
         require_tool(tool)
-    from ironic_configdrive.lab import cli
-    from ironic_configdrive.lab.workdir import Workdir
+    from ironic_configdrive_lab import cli, up_cmd
+    from ironic_configdrive_lab.workdir import Workdir
 
     workdir = Workdir.at(tmp_path_factory.mktemp("tempest-lab"))
     try:
         assert cli.main(["up", "--workdir", str(workdir.root)]) == 0
         yield workdir.disk, workdir.load_state()
     finally:
-        cli.down(workdir)
+        up_cmd.down(workdir)
 
 
 def test_scenario_passes_against_lab(lab: tuple[Path, dict[str, str]],

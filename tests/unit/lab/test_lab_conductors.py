@@ -9,17 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from ironic_configdrive.lab import (
+from ironic_configdrive_lab import (
     cli,
     conductor_cmd,
     ironic_conf,
     mariadb,
+    names,
     ports,
     process,
+    status_cmd,
     verify,
 )
-from ironic_configdrive.lab.profile import ConductorHost, Profile, recorded_hosts
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab.profile import ConductorHost, Profile, recorded_hosts
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 DB = mariadb.url("127.0.0.1", 3306, "secret")
 SWIFT = {"store": "swift", "swift_auth_url": "http://127.0.0.1:1/auth/v1.0"}
@@ -128,9 +130,9 @@ def test_down_finds_conductors_by_pid_files_without_state(tmp_path: Path) -> Non
 def test_status_processes_follow_the_profile(tmp_path: Path) -> None:
     workdir = Workdir.at(tmp_path)
     workdir.create()
-    assert tuple(cli.status(workdir)["processes"]) == cli.SERVICES
+    assert tuple(status_cmd.status(workdir)["processes"]) == names.SERVICES
     workdir.update_state(profile=Profile(2).to_state())
-    status = cli.status(workdir)
+    status = status_cmd.status(workdir)
     assert list(status["processes"]) == [
         "power", "agent", "ironic-api", "conductor-1", "conductor-2", "http-1", "http-2",
         "mariadb", "redfish", "http"]

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ironic_configdrive.lab import bmc, cli, ironic, objectstore, process, redfish, swift
-from ironic_configdrive.lab.workdir import Workdir
+from ironic_configdrive_lab import bmc, cli, ironic, objectstore, process, redfish, run_cmd, swift
+from ironic_configdrive_lab.workdir import Workdir
 
 SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -132,11 +132,11 @@ def test_parser_defaults() -> None:
 
 
 def test_renamed_drive_changes_the_instance_name_only() -> None:
-    drive = json.loads(cli._renamed(json.dumps(cli.EXAMPLE_DRIVE), "other"))
+    drive = json.loads(run_cmd._renamed(json.dumps(run_cmd.EXAMPLE_DRIVE), "other"))
     assert drive["meta_data"]["name"] == drive["meta_data"]["hostname"] == "other"
     assert drive["user_data"] == "#cloud-config\nhostname: other\n"
-    assert drive["meta_data"]["public_keys"] == cli.EXAMPLE_DRIVE["meta_data"]["public_keys"]
-    assert cli._renamed("/some/file.iso", "other") == "/some/file.iso"
+    assert drive["meta_data"]["public_keys"] == run_cmd.EXAMPLE_DRIVE["meta_data"]["public_keys"]
+    assert run_cmd._renamed("/some/file.iso", "other") == "/some/file.iso"
 
 
 def test_json_output_hides_the_swift_key() -> None:
@@ -155,8 +155,8 @@ def test_swift_log_level_reaches_every_server(tmp_path: Path) -> None:
 
 
 def test_undeployed_checks_the_http_store(tmp_path: Path) -> None:
-    from ironic_configdrive.lab import verify
-    from ironic_configdrive.lab.workdir import LabError
+    from ironic_configdrive_lab import verify
+    from ironic_configdrive_lab.workdir import LabError
 
     workdir = Workdir.at(tmp_path)
     workdir.create()
@@ -187,13 +187,13 @@ def test_run_reads_a_json_file_so_updates_change_the_drive(
         return action
 
     for name in ("up", "deploy", "update", "undeploy", "down"):
-        monkeypatch.setattr(cli, name, record(name))
+        monkeypatch.setattr(run_cmd, name, record(name))
     monkeypatch.setattr(Workdir, "load_state",
                         lambda self: {"deployed": True} if deployed["now"] else {})
-    monkeypatch.setattr(cli, "_print_summary", lambda *a, **k: None)
+    monkeypatch.setattr(run_cmd, "_print_summary", lambda *a, **k: None)
     drive_file = tmp_path / "drive.json"
-    drive_file.write_text(json.dumps(cli.EXAMPLE_DRIVE))
-    cli.run(Workdir.at(tmp_path / "lab"), config_drive=str(drive_file), exposure=None,
+    drive_file.write_text(json.dumps(run_cmd.EXAMPLE_DRIVE))
+    run_cmd.run(Workdir.at(tmp_path / "lab"), config_drive=str(drive_file), exposure=None,
             debug=False)
     names = [name for name, _ in calls]
     assert names == ["up", "deploy", "update", "deploy", "undeploy", "deploy", "update",
@@ -207,9 +207,9 @@ def test_run_skips_updates_for_a_drive_it_cannot_rename(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     for name in ("up", "deploy", "update", "undeploy", "down"):
-        monkeypatch.setattr(cli, name, lambda workdir, _n=name, **kw: calls.append(_n) or {})
-    monkeypatch.setattr(cli, "_print_summary", lambda *a, **k: None)
+        monkeypatch.setattr(run_cmd, name, lambda workdir, _n=name, **kw: calls.append(_n) or {})
+    monkeypatch.setattr(run_cmd, "_print_summary", lambda *a, **k: None)
     blob = tmp_path / "drive.gz.b64"
     blob.write_text("H4sIAAAAAAAA")
-    cli.run(Workdir.at(tmp_path / "lab"), config_drive=str(blob), exposure=None, debug=False)
+    run_cmd.run(Workdir.at(tmp_path / "lab"), config_drive=str(blob), exposure=None, debug=False)
     assert "update" not in calls

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ironic_configdrive.lab import cli, guest, plugins, power, process
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab import guest, node_cmd, plugins, power, process
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 
 @pytest.mark.parametrize("node,wanted", [
@@ -31,24 +31,24 @@ def test_wants_agent(node: dict, wanted: bool) -> None:
 
 
 def test_config_drive_arg(tmp_path: Path) -> None:
-    assert cli.config_drive_arg('{"meta_data": {}}') == '{"meta_data": {}}'
+    assert node_cmd.config_drive_arg('{"meta_data": {}}') == '{"meta_data": {}}'
     as_json = tmp_path / "drive.json"
     as_json.write_text('{"user_data": "x"}\n')
-    assert json.loads(cli.config_drive_arg(str(as_json))) == {"user_data": "x"}
+    assert json.loads(node_cmd.config_drive_arg(str(as_json))) == {"user_data": "x"}
     blob = tmp_path / "drive.iso.gz.b64"
     blob.write_text("H4sIAAAAAAAA")
-    assert cli.config_drive_arg(str(blob)) == str(blob)
+    assert node_cmd.config_drive_arg(str(blob)) == str(blob)
     with pytest.raises(LabError, match="JSON or an existing file"):
-        cli.config_drive_arg("not json")
+        node_cmd.config_drive_arg("not json")
 
 
 def test_expected_guest_compares_key_type_and_body() -> None:
     drive = json.dumps({"meta_data": {"name": "h", "public_keys": {
         "k": "ssh-ed25519 AAAAbody comment here"}}})
-    expected = cli._expected_guest(drive)
+    expected = node_cmd._expected_guest(drive)
     assert expected == {"hostname": "h", "keys": [guest.key_digest("ssh-ed25519 AAAAbody x")]}
     assert "AAAAbody" not in json.dumps(expected)  # the lab's state keeps no key
-    assert cli._expected_guest("/some/file") == {}
+    assert node_cmd._expected_guest("/some/file") == {}
 
 
 def test_state_round_trip(tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_state_round_trip(tmp_path: Path) -> None:
 
 
 def test_tag_and_names_are_stable_and_short(tmp_path: Path) -> None:
-    from ironic_configdrive.lab import network
+    from ironic_configdrive_lab import network
 
     workdir = Workdir.at(tmp_path)
     node_end, peer = network.names(workdir)
@@ -111,7 +111,7 @@ def test_lab_plugins_are_only_on_the_lab_path(tmp_path: Path) -> None:
 
 def test_hardware_manager_is_inert_without_the_lab(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ironic_python_agent")
-    from ironic_configdrive.lab import agent, hardware
+    from ironic_configdrive_lab import agent, hardware
 
     ipa_hardware = hardware.hardware  # IPA's module, imported after its config
     manager = hardware.LabHardwareManager()
@@ -128,7 +128,7 @@ def test_hardware_manager_is_inert_without_the_lab(monkeypatch: pytest.MonkeyPat
 
 
 def test_status_prints_the_exports_the_readme_promises() -> None:
-    from ironic_configdrive.lab.cli import status_exports
+    from ironic_configdrive_lab.status_cmd import status_exports
 
     text = status_exports({"api_url": "http://127.0.0.1:6385"})
     assert "export OS_AUTH_TYPE=none" in text.splitlines()

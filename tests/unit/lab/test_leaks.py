@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ironic_configdrive.lab import leaks
+from ironic_configdrive_lab import leaks
 
 SECRET = "PW-3f9a1c77e2"
 

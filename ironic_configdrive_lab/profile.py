@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 MAX_CONDUCTORS = 8
 #: Process names (pid and log files) of the multi-conductor profile.

@@ -4,7 +4,7 @@ fake-hardware's power interface only records the power state in Ironic's databas
 watcher polls the node through the API: when Ironic powers the node on to run the ramdisk
 (deploy or cleaning), it starts the agent; when the node is powered off or leaves the
 ramdisk states, it stops it. Run as its own process by ``up``:
-``python -m ironic_configdrive.lab.power WORKDIR``.
+``python -m ironic_configdrive_lab.power WORKDIR``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 import requests
 
-from ironic_configdrive.lab import agent
-from ironic_configdrive.lab.workdir import Workdir
+from ironic_configdrive_lab import agent
+from ironic_configdrive_lab.workdir import Workdir
 
 NAME = "power"
 POLL_INTERVAL = 0.5
@@ -32,7 +32,7 @@ RAMDISK_STATES = frozenset({
 #: Deploy steps after which a power-on boots the instance, not the ramdisk.
 INSTANCE_STEPS = frozenset({"boot_instance", "switch_to_tenant_network"})
 
-LOG = logging.getLogger("ironic_configdrive.lab.power")
+LOG = logging.getLogger("ironic_configdrive_lab.power")
 
 
 def wants_agent(node: dict[str, Any]) -> bool:

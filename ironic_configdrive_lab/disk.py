@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 DISK_SIZE = 256 * 1024 * 1024
 

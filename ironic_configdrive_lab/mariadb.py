@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ironic_configdrive.lab import ports, process
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab import ports, process
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 NAME = "mariadb"
 DATABASE = "ironic"

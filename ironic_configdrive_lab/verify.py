@@ -17,10 +17,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from ironic_configdrive.lab import bmc, disk, guest, images, objectstore
-from ironic_configdrive.lab.profile import Profile
-from ironic_configdrive.lab.workdir import LabError, Workdir
 from ironic_configdrive.masking import scrub
+from ironic_configdrive_lab import bmc, disk, guest, images, objectstore
+from ironic_configdrive_lab.profile import Profile
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 
 def http_roots(workdir: Workdir, state: dict[str, Any]) -> dict[str, Path]:

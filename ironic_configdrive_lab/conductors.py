@@ -25,10 +25,10 @@ from typing import Any
 
 import requests
 
-from ironic_configdrive.lab import http, ironic, ironic_conf, mariadb, ports, process
-from ironic_configdrive.lab.client import API_VERSION, Client
-from ironic_configdrive.lab.profile import API_NAME, ConductorHost, Profile
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab import http, ironic, ironic_conf, mariadb, ports, process
+from ironic_configdrive_lab.client import API_VERSION, Client
+from ironic_configdrive_lab.profile import API_NAME, ConductorHost, Profile
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 START_TIMEOUT = 120.0
 TAKEOVER_TIMEOUT = 60.0

@@ -11,13 +11,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from ironic_configdrive.lab.workdir import LabError
+from ironic_configdrive_lab.workdir import LabError
 
 API_VERSION = "latest"
 
@@ -85,7 +85,7 @@ class Client:
         except requests.RequestException:
             return False
 
-    def wait_for(self, ident: str, targets: set[str], *, timeout: float,
+    def wait_for(self, ident: str, targets: Collection[str], *, timeout: float,
                  on_change: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Poll until the node's provision state is one of ``targets``; fail on *failed."""
         deadline = time.monotonic() + timeout

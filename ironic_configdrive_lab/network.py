@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 
 def names(workdir: Workdir) -> tuple[str, str]:

@@ -4,7 +4,7 @@ own ``DIR/conductor-N/http`` on its own address (see :mod:`.profile`).
 
 Each stands in for the web server behind a conductor's ``[deploy]http_url``. The access log
 masks the random part of stored drive names (whoever has the name can fetch the drive), as an
-operator's web server should; ``python -m ironic_configdrive.lab.http DIR PORT [ADDRESS]``
+operator's web server should; ``python -m ironic_configdrive_lab.http DIR PORT [ADDRESS]``
 runs one.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 import requests
 
-from ironic_configdrive.lab import process
-from ironic_configdrive.lab.workdir import LabError, Workdir
 from ironic_configdrive.masking import scrub
+from ironic_configdrive_lab import process
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 NAME = "http"
 
@@ -30,7 +30,7 @@ def start(workdir: Workdir, port: int, *, name: str = NAME, root: Path | None = 
           host: str = "127.0.0.1") -> str:
     """Serve ``root`` (default ``DIR/http``) at ``host:port`` as process ``name``; its URL."""
     root = workdir.http_root if root is None else root
-    process.spawn(workdir, name, [sys.executable, "-m", "ironic_configdrive.lab.http",
+    process.spawn(workdir, name, [sys.executable, "-m", "ironic_configdrive_lab.http",
                                   str(root), str(port), host])
     url = f"http://{host}:{port}"
     for _ in range(100):

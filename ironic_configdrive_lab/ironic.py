@@ -16,9 +16,9 @@ from typing import Any
 
 import requests
 
-from ironic_configdrive.lab import ironic_conf, plugins, process
-from ironic_configdrive.lab.profile import SINGLE_NAME
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab import ironic_conf, plugins, process
+from ironic_configdrive_lab.profile import SINGLE_NAME
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 NAME = SINGLE_NAME
 START_TIMEOUT = 120.0

@@ -13,8 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from ironic_configdrive.lab import plugins, process
-from ironic_configdrive.lab.workdir import Workdir
+from ironic_configdrive_lab import plugins, process
+from ironic_configdrive_lab.workdir import Workdir
 
 NAME = "agent"
 #: How the lab tells its hardware manager which devices are the node's (see .hardware).

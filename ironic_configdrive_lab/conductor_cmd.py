@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ironic_configdrive.lab import conductors, http, ironic, mariadb, process, profile
-from ironic_configdrive.lab.conductors import Conductors
-from ironic_configdrive.lab.ironic_conf import JSON_RPC_PORT
-from ironic_configdrive.lab.profile import Profile
-from ironic_configdrive.lab.progress import Progress
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab import conductors, http, ironic, mariadb, process, profile
+from ironic_configdrive_lab.conductors import Conductors
+from ironic_configdrive_lab.ironic_conf import JSON_RPC_PORT
+from ironic_configdrive_lab.profile import Profile
+from ironic_configdrive_lab.progress import Progress
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 ACTIONS = ("stop", "start")
 #: How long a conductor may take to re-serve virtual media after it took the node over.
@@ -33,7 +33,7 @@ def host_failure(workdir: Workdir) -> dict[str, Any]:
     """The holder's host fails (conductor and HTTP server killed), another conductor takes
     the node over and, for virtual media, serves the drive again from its own HTTP root; the
     host comes back, the node returns to it and it serves the drive again. Verified."""
-    from ironic_configdrive.lab import verify
+    from ironic_configdrive_lab import verify
 
     lab = Conductors(workdir)
     state = workdir.load_state()

@@ -4,7 +4,7 @@ fake-hardware's only management interface (``fake``) supports PXE as boot device
 direct deploy's ``prepare_instance_boot`` (which sets the boot device to disk) fails on it.
 This type adds Ironic's ``noop`` management interface (PXE and disk, nothing done), which is
 what a node whose BMC the lab plays needs. Registered only for the lab's own Ironic (see
-:func:`ironic_configdrive.lab.plugins.write`), never in the installed package.
+:func:`ironic_configdrive_lab.plugins.write`), never in the installed package.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-from ironic_configdrive.lab.profile import API_NAME, SINGLE_HOST, SINGLE_NAME, ConductorHost
-from ironic_configdrive.lab.workdir import Workdir
+from ironic_configdrive_lab.profile import API_NAME, SINGLE_HOST, SINGLE_NAME, ConductorHost
+from ironic_configdrive_lab.workdir import Workdir
 
 #: Interfaces every hardware type listed must find a default among (fake-hardware only).
 INTERFACES = {

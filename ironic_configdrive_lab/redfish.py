@@ -28,8 +28,8 @@ from typing import Any
 
 import requests
 
-from ironic_configdrive.lab import process as lab_process
-from ironic_configdrive.lab.ports import free_port  # tests/fixtures import it from here
+from ironic_configdrive_lab import process as lab_process
+from ironic_configdrive_lab.ports import free_port  # tests/fixtures import it from here
 
 #: Virtual media slots of sushy-tools' default configuration.
 DEFAULT_VMEDIA_DEVICES: dict[str, dict[str, Any]] = {

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ironic_configdrive.lab import process, swift
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab import process, swift
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 NAME = "swift"
 CONTAINER = "lab-configdrive"

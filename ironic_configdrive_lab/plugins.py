@@ -16,14 +16,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ironic_configdrive.lab.workdir import Workdir
+from ironic_configdrive_lab.workdir import Workdir
 
 ENTRY_POINTS = """\
 [ironic_python_agent.hardware_managers]
-ironic_configdrive_lab = ironic_configdrive.lab.hardware:LabHardwareManager
+ironic_configdrive_lab = ironic_configdrive_lab.hardware:LabHardwareManager
 
 [ironic.hardware.types]
-lab-hardware = ironic_configdrive.lab.ironic_hw:LabHardware
+lab-hardware = ironic_configdrive_lab.ironic_hw:LabHardware
 """
 
 

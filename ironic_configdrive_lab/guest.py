@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ironic_configdrive.image import read_tree
-from ironic_configdrive.lab import disk
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab import disk
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 
 def extract(workdir: Workdir, device: str, offset: int, size: int) -> Path:

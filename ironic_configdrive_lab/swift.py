@@ -8,7 +8,7 @@ The proxy runs ``tempurl`` + ``tempauth``; callers may add proxy middleware (the
 fault injector) with ``middleware=`` and make it importable with ``pythonpath=``.
 
 With ``pid_dir`` every process is also recorded there (pid and start time, see
-:mod:`ironic_configdrive.lab.process`), so another process can stop the cluster later with
+:mod:`ironic_configdrive_lab.process`), so another process can stop the cluster later with
 :func:`stop_recorded`: that is how ``ironic-configdrive-lab down`` stops the lab's Swift.
 """
 
@@ -28,8 +28,8 @@ from typing import Any
 
 import requests
 
-from ironic_configdrive.lab import process
-from ironic_configdrive.lab.ports import free_port  # tests/fixtures import it from here
+from ironic_configdrive_lab import process
+from ironic_configdrive_lab.ports import free_port  # tests/fixtures import it from here
 
 BIN_DIR = Path(sys.executable).parent
 READY_TIMEOUT = 60.0

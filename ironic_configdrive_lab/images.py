@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 IMAGE_SIZE = 64 * 1024 * 1024
 IMAGE_NAME = "instance.img"

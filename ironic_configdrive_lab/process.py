@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 STOP_GRACE = 10.0
 

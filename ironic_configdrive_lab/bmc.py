@@ -11,8 +11,8 @@ import shutil
 import uuid
 from typing import Any
 
-from ironic_configdrive.lab import redfish
-from ironic_configdrive.lab.workdir import LabError, Workdir
+from ironic_configdrive_lab import redfish
+from ironic_configdrive_lab.workdir import LabError, Workdir
 
 NAME = "redfish"
 

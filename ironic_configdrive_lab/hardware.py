@@ -19,7 +19,7 @@ from typing import Any
 from ironic_python_agent import config as _ipa_config  # noqa: F401
 from ironic_python_agent import errors, hardware
 
-from ironic_configdrive.lab.agent import DISK_ENV, IFACE_ENV
+from ironic_configdrive_lab.agent import DISK_ENV, IFACE_ENV
 
 _LOOP = re.compile(r"^/dev/loop[0-9]+$")
 

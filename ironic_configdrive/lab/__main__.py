@@ -1,5 +1,0 @@
-import sys
-
-from ironic_configdrive.lab.cli import main
-
-sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from ironic_configdrive_lab.cli import main
+
+sys.exit(main())
