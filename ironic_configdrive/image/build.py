@@ -27,6 +27,8 @@ def write_tree(files: Mapping[str, bytes], *, fmt: str = formats.ISO9660,
                 "cannot mount it on 4Kn disks); use vfat for 4096-byte sectors")
         needed = layout.content_size(files)
     else:
+        # FAT cannot store equal files once: leave out the copies no reader needs.
+        files = vfat.fold_versions(files)
         needed = sum(len(data) for data in files.values())
     if needed > cap:
         raise SizeLimitExceeded(limit_mib=cap // (1024 * 1024),

@@ -72,7 +72,8 @@ def write_fat(
             "has less overhead",
         )
 
-    # Allocate clusters contiguously in pre-order; equal contents still get their own copy.
+    # Allocate clusters contiguously in pre-order. Equal contents get their own copy (a shared
+    # chain is a cross-link to fsck); config drives are folded first (see .copies).
     cluster_bytes = layout.cluster_bytes
     next_cluster = 2
     chains: list[tuple[int, int]] = []

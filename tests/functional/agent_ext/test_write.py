@@ -11,7 +11,7 @@ import pytest
 from agent_ext import pipeline
 from agent_ext.errors import TransferError, VerificationError
 from agent_ext.fetch import FetchOptions
-from ironic_configdrive.image import build_image, errors, formats, read_tree
+from ironic_configdrive.image import build_image, errors, formats, read_tree, vfat
 from tests.fixtures import http as http_fixture
 from tests.functional.agent_ext.conftest import (
     TLSFiles,
@@ -210,7 +210,8 @@ def test_4kn_disk_gets_a_vfat_drive(loopdisk: Callable, server: http_fixture.Obj
     assert "TYPE=vfat" in probe and "LABEL=CONFIG-2" in probe
     on_disk = read_node(part, result["size"])
     assert int.from_bytes(on_disk[11:13], "little") == 4096
-    assert read_tree(on_disk) == read_tree(image)
+    # FAT keeps one copy of each file: the version directories no reader needs are left out.
+    assert read_tree(on_disk) == vfat.fold_versions(read_tree(image))
     fsck = run("fsck.vfat", "-n", part, check=False)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     assert pipeline.status(disk.device)["format"] == formats.VFAT
