@@ -165,6 +165,11 @@ function ironic_configdrive_configure {
             "$IRONIC_CONFIGDRIVE_SWIFT_TEMP_URL_DURATION"
     fi
     iniset "$conf" configdrive exposure "$IRONIC_CONFIGDRIVE_EXPOSURE"
+    if [[ "$IRONIC_CONFIGDRIVE_EXPOSURE" != "auto" ]]; then
+        # The tempest scenario then sets instance_info/configdrive_exposure, which a deploy
+        # may only choose where the operator allows it.
+        iniset "$conf" configdrive allow_instance_overrides configdrive_exposure
+    fi
     iniset "$conf" configdrive format "$IRONIC_CONFIGDRIVE_FORMAT"
 }
 

@@ -184,6 +184,8 @@ def test_stack_with_swift_configures_ironic(host: Stack) -> None:
         "swift_container": "ironic_configdrive",
         "swift_temp_url_duration": "3600",
         "exposure": "partition",
+        # tempest.conf gets the exposure too, and the scenario sets it in instance_info
+        "allow_instance_overrides": "configdrive_exposure",
         "format": "iso9660",
     }
     # Everything else is as ironic wrote it, but for our one option.
@@ -297,6 +299,13 @@ def test_exposure_and_format_from_settings(host: Stack) -> None:
     assert conf.get("configdrive", "format") == "vfat"
     # Never the default: ironic would refuse it for ipmi, which lacks the interface.
     assert not conf.has_option("DEFAULT", "default_deploy_interface")
+
+
+def test_auto_exposure_lets_no_deploy_choose_it(host: Stack) -> None:
+    host.stack(IRONIC_CONFIGDRIVE_EXPOSURE="auto")
+    conf = host.parsed()
+    assert conf.get("configdrive", "exposure") == "auto"
+    assert not conf.has_option("configdrive", "allow_instance_overrides")
 
 
 def test_invalid_exposure_dies_naming_it(host: Stack) -> None:
