@@ -4,6 +4,7 @@ whose web server lists directories (a real listing server on loopback)."""
 # Selects oslo.service's threading backend before anything imports oslo.messaging.
 import ironic.tests.unit  # noqa: F401,I001  (must come first)
 
+import os
 from pathlib import Path
 
 from ironic.common import exception
@@ -18,6 +19,11 @@ class TestListingHttpRoot(DeployInsideIronicBase):
         node = self._node(JSON_DRIVE)
         with task_manager.acquire(self.context, node.uuid) as task:
             task.driver.deploy.validate(task)  # the fixture's server does not list
+        # ...and validate really asked it: the folder, then the probe directory below it.
+        folder, probe = self.http_root.fetched
+        self.assertEqual("/configdrive/", folder)
+        self.assertTrue(probe.startswith("/configdrive/listing-probe-"))
+        self.assertEqual(["index.html"], os.listdir(f"{self.http_root.path}/configdrive"))
         for root, url in serve_directory(Path(self.http_root.path), ListingHandler):
             self.config(http_url=url, group="deploy")
             with task_manager.acquire(self.context, node.uuid) as task:
