@@ -23,6 +23,7 @@ from ironic_python_agent import hardware
 from ironic_python_agent.extensions import base
 
 from agent_ext import pipeline
+from agent_ext.disk import devices
 from agent_ext.errors import DeviceError
 from agent_ext.fetch import FetchOptions
 from ironic_configdrive.image.errors import ConfigDriveError, InvalidInputError
@@ -122,8 +123,30 @@ def _resolve_device(device: str | None) -> str:
     return str(resolved)
 
 
+# -- whose choice the device is ---------------------------------------------------------
+#: The conductor sets it when the operator named the device (driver_info). Any other explicit
+#: device may come from whoever deploys, so it must be the install disk the node's root
+#: device hints choose; a missing flag counts as not the operator's (an older conductor).
+FROM_OPERATOR = "device_from_operator"
+
+
+def _check_device_choice(device: str | None, from_operator: bool) -> None:
+    """Refuse an explicit device the operator did not name unless it is the root disk."""
+    if from_operator is True or device in (None, "", ROOT_DEVICE):
+        return
+    try:
+        install = hardware.dispatch_to_managers("get_os_install_device", permit_refresh=True)
+    except ipa_errors.RESTError as exc:
+        raise DeviceError(
+            device=str(device), reason=f"cannot tell which disk the node's root device hints "
+            f"choose ({exc.details}), and only the operator may name another one; fix "
+            "properties/root_device, or have the operator set driver_info/configdrive_device"
+        ) from None
+    devices.require_install_disk(str(device), str(install))
+
+
 _WRITE_PARAMS = frozenset({"device", "configdrive", "url", "data", "sha256", "size", "target",
-                           "format", "proxies", "no_proxy"})
+                           "format", "proxies", "no_proxy", FROM_OPERATOR})
 _DEVICE_PARAMS = frozenset({"device"})
 
 
@@ -141,6 +164,8 @@ def _validate_write(ext: Any, **params: Any) -> None:
     try:
         _check_known(params, _WRITE_PARAMS)
         pipeline.check_device(params.get("device"))
+        if params.get(FROM_OPERATOR) not in (None, True, False):
+            raise InvalidInputError(reason=f"{FROM_OPERATOR} must be true or false")
         url, data, _ = _source(params.get("configdrive"), params.get("url"),
                                params.get("data"))
         if (url is None) == (data is None):
@@ -172,7 +197,8 @@ class ConfigDriveExtension(base.BaseAgentExtension):
               size: int | None = None, target: str = "partition",
               format: str | None = None,  # the command parameter IPA callers use
               proxies: dict[str, str] | None = None,
-              no_proxy: str | None = None) -> dict[str, Any]:
+              no_proxy: str | None = None,
+              device_from_operator: bool = False) -> dict[str, Any]:
         """Stream, verify and write a config drive; see :func:`pipeline.write_config_drive`.
 
         :param device: the disk to write to (required: the agent never guesses), or
@@ -185,7 +211,10 @@ class ConfigDriveExtension(base.BaseAgentExtension):
         :param format: ``iso9660``, ``vfat`` or unset (keep unless the disk needs vfat).
         :param proxies: ``{"http": ..., "https": ...}`` as for IPA's image downloads.
         :param no_proxy: hosts to reach directly.
+        :param device_from_operator: the operator named ``device`` (driver_info); otherwise
+            an explicit device must be the disk the root device hints choose.
         """
+        _check_device_choice(device, device_from_operator)
         url, data, key = _source(configdrive, url, data)
         options = FetchOptions.from_ipa_config(proxies=proxies or None, no_proxy=no_proxy)
         return pipeline.write_config_drive(

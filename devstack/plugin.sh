@@ -165,7 +165,38 @@ function ironic_configdrive_configure {
             "$IRONIC_CONFIGDRIVE_SWIFT_TEMP_URL_DURATION"
     fi
     iniset "$conf" configdrive exposure "$IRONIC_CONFIGDRIVE_EXPOSURE"
+    if [[ "$IRONIC_CONFIGDRIVE_EXPOSURE" != "auto" ]]; then
+        # The tempest scenario then sets instance_info/configdrive_exposure, which a deploy
+        # may only choose where the operator allows it.
+        iniset "$conf" configdrive allow_instance_overrides configdrive_exposure
+    fi
     iniset "$conf" configdrive format "$IRONIC_CONFIGDRIVE_FORMAT"
+}
+
+# Ironic's devstack serves IRONIC_HTTP_DIR through Apache with "Options Indexes": a GET of
+# our folder would list the secret names of config drives and virtual media copies (and the
+# store's validate refuses such a server). A <Directory> section for the folder applies
+# after the one for the root, whatever the order of the files, so it turns listings off
+# there (and for the store's probe directory below it) without touching ironic's site.
+function ironic_configdrive_configure_apache {
+    if [[ -z "${IRONIC_HTTP_DIR:-}" ]]; then
+        return 0
+    fi
+    local site
+    site=$(apache_site_config_for ironic-configdrive)
+    if [[ ! -d "$(dirname "$site")" ]]; then
+        echo_summary "ironic-configdrive: no Apache here; make sure whatever serves" \
+            "$IRONIC_HTTP_DIR never lists $IRONIC_HTTP_DIR/configdrive"
+        return 0
+    fi
+    sudo tee "$site" > /dev/null <<EOF
+# ironic-configdrive: config drive file names are secrets; never list them.
+<Directory "$IRONIC_HTTP_DIR/configdrive">
+    Options -Indexes
+</Directory>
+EOF
+    enable_apache_site ironic-configdrive
+    restart_apache_server
 }
 
 # [ironic_configdrive] of tempest.conf for ironic_configdrive_tempest (install it with
@@ -227,6 +258,7 @@ if is_service_enabled ironic-configdrive; then
     elif [[ "$1" == "stack" && "$2" == "post-config" ]]; then
         echo_summary "Configuring ironic for ironic-configdrive"
         ironic_configdrive_configure
+        ironic_configdrive_configure_apache
         if [[ "$IRONIC_CONFIGDRIVE_BUILD_RAMDISK" == "True" ]]; then
             ironic_configdrive_build_ramdisk
         else

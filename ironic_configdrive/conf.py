@@ -7,7 +7,9 @@ interface does it on import of :mod:`ironic_configdrive.deploy`).
 
 from __future__ import annotations
 
-from oslo_config import cfg
+from typing import Final
+
+from oslo_config import cfg, types
 
 from ironic_configdrive.image import formats
 
@@ -142,7 +144,25 @@ reconcile_opts = [
                      "over makes its own copy."),
 ]
 
-ALL_OPTS = [*image_opts, *store_opts, *exposure_opts, *encryption_opts, *reconcile_opts]
+#: Per-node keys instance_info may set only when allowed (see node_options).
+GUARDED_NODE_KEYS: Final = ("configdrive_device", "configdrive_exposure")
+
+instance_override_opts = [
+    cfg.ListOpt("allow_instance_overrides", default=[],
+                item_type=types.String(choices=GUARDED_NODE_KEYS),
+                help="Per-node settings a deploy may choose in instance_info (which whoever "
+                     "deploys sets, e.g. a tenant through Nova or a node lessee) instead of "
+                     "the operator's driver_info: 'configdrive_device' (the disk that "
+                     "receives the config-2 partition; the agent still accepts only the "
+                     "disk the root device hints choose unless driver_info names it) and "
+                     "'configdrive_exposure' (e.g. 'virtual_media', for which the conductor "
+                     "serves a decrypted copy of the drive over HTTP). Empty by default: a "
+                     "deploy whose instance_info sets one of them fails validation. "
+                     "configdrive_format may always be chosen."),
+]
+
+ALL_OPTS = [*image_opts, *store_opts, *exposure_opts, *encryption_opts, *reconcile_opts,
+            *instance_override_opts]
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

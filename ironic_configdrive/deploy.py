@@ -26,7 +26,7 @@ from ironic.conf import CONF
 from ironic.drivers import base
 from ironic.drivers.modules import agent
 
-from ironic_configdrive import conf, lifecycle, log_masking, reconciler
+from ironic_configdrive import conf, lifecycle, log_masking, node_options, reconciler
 from ironic_configdrive.expose import loader as expose_loader
 from ironic_configdrive.image import formats
 from ironic_configdrive.image.errors import ConfigDriveError
@@ -48,12 +48,15 @@ WRITE_PRIORITY = 70
 NODE_PROPERTIES = {
     "configdrive_exposure": "How the node sees its config drive: 'partition' (the agent "
                             "writes a config-2 partition), 'virtual_media' (Redfish virtual "
-                            "media) or 'auto'. driver_info, or instance_info for one deploy. "
-                            "Optional; defaults to [configdrive]exposure.",
+                            "media) or 'auto'. driver_info, or instance_info for one deploy "
+                            "if [configdrive]allow_instance_overrides allows it. Optional; "
+                            "defaults to [configdrive]exposure.",
     "configdrive_device": "Disk that receives the config-2 partition and is erased by the "
                           "erase_configdrive clean step: a /dev/ path, or 'root' for the "
-                          "install device chosen by the node's root device hints. Optional; "
-                          "defaults to 'root'.",
+                          "install device chosen by the node's root device hints. "
+                          "driver_info; instance_info only if [configdrive]"
+                          "allow_instance_overrides allows it, and then the agent accepts "
+                          "only the root device. Optional; defaults to 'root'.",
     "configdrive_format": "Filesystem of config drives built from the JSON form for this "
                           "node: 'iso9660' or 'vfat'. Optional; defaults to "
                           "[configdrive]format.",
@@ -99,6 +102,10 @@ class ConfigDriveDeploy(UpdateStepMixin, agent.AgentDeploy):
     def validate(self, task: Any) -> None:
         super().validate(task)
         node = task.node
+        try:
+            node_options.check_instance_overrides(node)
+        except ConfigDriveError as exc:
+            raise exception.InvalidParameterValue(exc.message) from None
         fmt = node_option(node, "configdrive_format")
         if fmt is not None and fmt not in formats.FORMATS:
             raise exception.InvalidParameterValue(

@@ -22,7 +22,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ironic_configdrive import image, keys, records, source
+from ironic_configdrive import image, keys, node_options, records, source
 from ironic_configdrive.expose import loader as expose_loader
 from ironic_configdrive.expose import partition
 from ironic_configdrive.expose.plan import ExposurePlan
@@ -80,6 +80,9 @@ def _fetch_verified(url: str, sha256: str | None, *, key: bytes | None = None) -
 
 def plan_for(node: Any) -> ExposurePlan:
     """The node's exposure plan, or a LifecycleError saying how to fix the request."""
+    # Every operation starts here: a disk or exposure the deploy may not choose is refused
+    # before anything is stored (the error names the node, the key and the option).
+    node_options.check_instance_overrides(node)
     try:
         return expose_loader.resolve(node)
     except ConfigDriveError as exc:

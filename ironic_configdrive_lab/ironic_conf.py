@@ -103,7 +103,11 @@ def _conductor_sections(conf: configparser.ConfigParser, *, http_root: Path, htt
     conf["configdrive"] = {"store": "http", "agent_command_timeout": "120",
                            "key_file": str(key_file),
                            # Brisk, so scenarios see leftovers go within seconds.
-                           "reconcile_interval": RECONCILE_INTERVAL, **(configdrive or {})}
+                           "reconcile_interval": RECONCILE_INTERVAL,
+                           # `deploy --exposure` and the tempest scenario choose it per
+                           # deploy in instance_info, as a tenant would.
+                           "allow_instance_overrides": "configdrive_exposure",
+                           **(configdrive or {})}
 
 
 def single(workdir: Workdir, *, api_port: int, http_url: str, debug: bool,

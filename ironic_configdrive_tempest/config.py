@@ -44,8 +44,10 @@ OPTS = [
                     "(without it IPA sniffs the format, and a raw whole-disk image with a GPT "
                     "is taken for format 'gpt', which qemu-img cannot convert)."),
     cfg.StrOpt("exposure", default=None, choices=("partition", "virtual_media"),
-               help="Set instance_info/configdrive_exposure to this; unset: the "
-                    "conductor's [configdrive]exposure decides."),
+               help="Set instance_info/configdrive_exposure to this (the cloud must "
+                    "allow it: [configdrive]allow_instance_overrides = "
+                    "configdrive_exposure); unset: the conductor's [configdrive]exposure "
+                    "decides."),
     cfg.BoolOpt("expect_erase", default=True,
                 help="After undeploy, expect automated cleaning to have run the "
                      "erase_configdrive step: no config drive record left on the node and, "

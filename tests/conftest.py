@@ -39,6 +39,16 @@ def _enabled_loggers() -> None:
     enable_all_loggers()
 
 
+@pytest.fixture(autouse=True)
+def _no_listing_verdicts() -> Iterator[None]:
+    """Each test probes the web server behind its own HTTP root afresh."""
+    from ironic_configdrive.store import http
+
+    http._verdicts.clear()
+    yield
+    http._verdicts.clear()
+
+
 @pytest.fixture
 def conf(tmp_path: Path) -> Iterator[Any]:
     """Ironic's global CONF with ``[configdrive]`` registered; overrides undone afterwards.

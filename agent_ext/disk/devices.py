@@ -232,3 +232,19 @@ def forget_partition(disk: Disk, number: int) -> None:
     finally:
         os.close(fd)
     settle()
+
+
+def require_install_disk(device: str, install_device: str) -> None:
+    """Refuse ``device`` unless it is ``install_device`` (the disk the root device hints chose).
+
+    For a device the operator did not name: whoever deploys may not steer the config drive
+    onto another disk. Compared by device number, so ``/dev/disk/by-*`` links and the
+    kernel name of the same disk are one disk.
+    """
+    if os.path.realpath(device) == os.path.realpath(install_device):
+        return
+    if _stat_block(device).st_rdev != _stat_block(install_device).st_rdev:
+        raise DeviceError(device=device, reason=(
+            f"is not the disk the node's root device hints choose ({install_device}), and "
+            "the operator did not name it; write to 'root', or have the operator set "
+            "driver_info/configdrive_device (or properties/root_device)"))

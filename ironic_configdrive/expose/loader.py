@@ -1,7 +1,8 @@
 """Load exposure plugins and decide, per node, which one shows the config drive.
 
 ``[configdrive]exposure`` sets the default; a node overrides it with
-``instance_info['configdrive_exposure']`` (wins) or ``driver_info['configdrive_exposure']``.
+``driver_info['configdrive_exposure']``, or ``instance_info['configdrive_exposure']`` (wins)
+where ``[configdrive]allow_instance_overrides`` allows it (see :mod:`..node_options`).
 ``auto`` means virtual media when the node has Redfish credentials, falling back to the
 partition mechanism when its BMC has no free slot. :func:`resolve` turns that into an
 :class:`~ironic_configdrive.expose.plan.ExposurePlan`; this is the only module that names
@@ -16,7 +17,7 @@ from typing import Any
 import stevedore
 from oslo_config import cfg
 
-from ironic_configdrive import conf
+from ironic_configdrive import conf, node_options
 from ironic_configdrive.expose.base import (
     Capabilities,
     ConfigDriveExposer,
@@ -64,13 +65,8 @@ def get_exposer(name: str, *, node: str = "-") -> ConfigDriveExposer:
 
 def requested_mechanism(node: Any) -> str:
     """The mechanism asked for (``auto`` unresolved); validated."""
-    value: Any = None
-    source = "[configdrive]exposure"
-    for field in ("instance_info", "driver_info"):
-        candidate = (getattr(node, field, None) or {}).get(OPTION)
-        if candidate not in (None, ""):
-            value, source = candidate, f"{field}/{OPTION}"
-            break
+    value, field = node_options.node_option_source(node, OPTION)
+    source = "[configdrive]exposure" if field is None else f"{field}/{OPTION}"
     if value is None:
         value = CONF.configdrive.exposure
     if not isinstance(value, str) or not value:

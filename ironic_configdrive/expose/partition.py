@@ -19,7 +19,12 @@ from ironic_configdrive import conf
 from ironic_configdrive.expose.base import Capabilities, ConfigDriveExposer, ExposureError
 from ironic_configdrive.image import formats, sealing
 from ironic_configdrive.masking import scrub
-from ironic_configdrive.node_options import node_option
+from ironic_configdrive.node_options import (
+    DRIVER_INFO,
+    OverrideRefused,
+    node_option,
+    node_option_source,
+)
 from ironic_configdrive.store.base import StoredImage
 
 LOG = logging.getLogger(__name__)
@@ -36,10 +41,19 @@ _RUNNING = "RUNNING"
 _SUCCEEDED = "SUCCEEDED"
 
 
+#: Write parameter telling the agent the operator named the device (driver_info); without
+#: it the agent accepts an explicit device only if it is the root device hints' choice.
+FROM_OPERATOR = "device_from_operator"
+
+
 def target_device(node: Any) -> str:
     """The device the agent writes to: explicit ``configdrive_device`` or ``"root"``."""
     device = node_option(node, "configdrive_device")
     return str(device) if device else ROOT_DEVICE
+
+
+def _named_by_operator(node: Any) -> bool:
+    return node_option_source(node, "configdrive_device")[1] == DRIVER_INFO
 
 
 def describe_command_error(result: dict[str, Any]) -> str:
@@ -97,6 +111,8 @@ class PartitionExposer(ConfigDriveExposer):
                 "url": image.url, "key": sealing.encode_key(image.key)},
             "target": "partition",
         }
+        if device != ROOT_DEVICE and _named_by_operator(node):
+            params[FROM_OPERATOR] = True
         # Unknown for a passed-through URL: then the agent checks only what it decodes
         # (it refuses size 0, and an empty sha256 would never match).
         if image.sha256:
@@ -131,7 +147,13 @@ class PartitionExposer(ConfigDriveExposer):
 
     def detach(self, task: Any, record: dict[str, Any]) -> None:
         node = task.node
-        device = (record or {}).get("device") or target_device(node)
+        device = (record or {}).get("device")
+        if not device:
+            try:
+                device = target_device(node)
+            except OverrideRefused:
+                # attach refuses the same way before the agent is asked: nothing was written.
+                return
         if not (node.driver_internal_info or {}).get("agent_url"):
             LOG.info("No agent is running on node %s: its config-2 partition on %s stays "
                      "until cleaning erases the disk", node.uuid, device)

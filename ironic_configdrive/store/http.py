@@ -9,19 +9,29 @@ name is the secret, like a temp URL signature. Files are written to a temporary 
 renamed, so a reader never sees half an image, and get mode 0640. Compressed images end in
 ``.gz``; raw ones (encoding ``identity``, for virtual media) in ``.iso`` or ``.img``, because
 some BMCs only mount URLs with such an extension.
+
+Since the names are the only protection, the directory must never be listed: it gets an
+empty ``index.html`` (restored whenever missing), and :meth:`HttpStore.validate` checks that
+the web server does not list directories (see :func:`_lists_directories`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
+import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
+
+import requests
 
 from ironic_configdrive.store import common
 from ironic_configdrive.store.base import (
@@ -39,6 +49,81 @@ FILE_MODE = 0o640
 GZIP_SUFFIX = ".gz"
 #: Extensions of stored files: compressed, raw ISO9660, raw FAT, encrypted.
 SUFFIXES = (GZIP_SUFFIX, ".iso", ".img", common.SEALED_SUFFIX)
+
+#: What Apache, nginx, lighttpd and Python's http.server serve instead of a listing.
+INDEX_NAME: Final = "index.html"
+INDEX_BODY: Final = b"<!DOCTYPE html>\n<title></title>\n"
+
+#: A conductor re-checks the web server's listing behaviour this often (validate runs on
+#: every deploy and `baremetal node validate`; the check costs two GETs). A server found
+#: listing is re-checked on every validate, so a fix takes effect at once.
+LISTING_CHECK_TTL: Final = 300.0
+LISTING_PROBE_TIMEOUT: Final = 5.0
+#: Bytes of a reply searched for the probe's names (a listing of ~40000 drives).
+LISTING_READ_LIMIT: Final = 4 * 1024 * 1024
+LISTING_PROBE_PREFIX: Final = "listing-probe-"
+LISTING_ADVICE: Final = (
+    "turn directory listings off for [deploy]http_root: Apache 'Options -Indexes', nginx "
+    "'autoindex off;', lighttpd 'dir-listing.activate = \"disable\"'")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Verdict:
+    lists: bool | None  # None: the probe could not reach the web server
+    at: float
+
+
+#: Per conductor process: folder URL -> the last verdict on it.
+_verdicts: dict[str, _Verdict] = {}
+_verdicts_lock = threading.Lock()
+#: Seam for tests: the clock the verdicts age by.
+_clock: Callable[[], float] = time.monotonic
+
+
+def _fetch_page(url: str) -> str | None:
+    """The body of a 200 reply to GET ``url`` (at most LISTING_READ_LIMIT bytes), else None.
+
+    Redirects are not followed: a listing elsewhere is not this folder's. Raises
+    ``requests.RequestException`` when the server cannot be asked.
+    """
+    with requests.get(url, timeout=LISTING_PROBE_TIMEOUT, allow_redirects=False,
+                      stream=True) as reply:
+        if reply.status_code != 200:
+            return None
+        body = b""
+        for chunk in reply.iter_content(64 * 1024):
+            body += chunk
+            if len(body) >= LISTING_READ_LIMIT:
+                break
+    return body.decode("utf-8", errors="replace")
+
+
+def _lists_directories(directory: Path, folder_url: str) -> bool:
+    """Whether the web server lists ``folder_url`` or a directory below it.
+
+    A listing is recognised by what every listing has in common, whatever its format
+    (Apache, nginx, lighttpd, Python's, HTML or JSON): the names of the files in it. So a
+    probe directory with a probe file, both named at random and holding nothing, is made in
+    the folder, and both GETs are searched for those names. The probe directory has no index
+    file, so it shows how the server treats directories in general: our ``index.html`` is
+    one deletion away from exposing the folder, and a listing server exposes the rest of
+    [deploy]http_root too. Names start with a letter (Apache's and nginx's listings hide
+    dot files) and are plain hex, so no escaping changes them.
+    """
+    probe_dir = directory / f"{LISTING_PROBE_PREFIX}{secrets.token_hex(8)}"
+    probe_file = f"probe-{secrets.token_hex(8)}.txt"
+    probe_dir.mkdir(mode=DIR_MODE)
+    try:
+        (probe_dir / probe_file).write_bytes(b"ironic-configdrive directory listing probe\n")
+        os.chmod(probe_dir / probe_file, FILE_MODE)
+        for url, name in ((folder_url, probe_dir.name),
+                          (f"{folder_url}{probe_dir.name}/", probe_file)):
+            body = _fetch_page(url)
+            if body is not None and name in body:
+                return True
+        return False
+    finally:
+        shutil.rmtree(probe_dir, ignore_errors=True)
 
 
 def _masked_name(name: str) -> str:
@@ -89,7 +174,72 @@ class HttpStore(ConfigDriveStore):
         except OSError as exc:
             raise self._error(node, f"cannot create {directory}: {exc.strerror}; make "
                                     "[deploy]http_root writable by the conductor") from exc
+        self._ensure_index(directory, node)
         return directory
+
+    def _ensure_index(self, directory: Path, node: str) -> None:
+        """Write the empty index file a web server shows instead of listing the folder."""
+        if (directory / INDEX_NAME).is_file():
+            return
+        tmp_path: str | None = None
+        try:
+            fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+            with os.fdopen(fd, "wb") as f:
+                f.write(INDEX_BODY)
+                os.fchmod(f.fileno(), FILE_MODE)
+            os.replace(tmp_path, directory / INDEX_NAME)
+            tmp_path = None
+        except OSError as exc:
+            raise self._error(node, f"cannot write {INDEX_NAME} into {directory} "
+                                    f"({exc.strerror}): it is not writable; give the "
+                                    "conductor write access to it") from exc
+        finally:
+            if tmp_path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_path)
+        LOG.info("Wrote %s into %s so that the web server never lists it", INDEX_NAME,
+                 directory)
+
+    @property
+    def folder_url(self) -> str:
+        assert self.http_url is not None  # checked by validate before use
+        return f"{self.http_url.rstrip('/')}/{quote(self.subdir)}/"
+
+    def _check_no_listing(self, directory: Path) -> None:
+        """Fail if the web server lists directories; verdicts are kept LISTING_CHECK_TTL.
+
+        When the probe cannot reach the server this only warns: a conductor often cannot
+        reach [deploy]http_url the way nodes and BMCs do (another network, a firewall, a
+        proxy), and failing every validate then would stop deploys over a hardening check
+        whose outcome is unknown; the drive's own download fails clearly if the server is
+        really down.
+        """
+        folder_url = self.folder_url
+        with _verdicts_lock:
+            verdict = _verdicts.get(folder_url)
+            if verdict is None or verdict.lists or _clock() - verdict.at >= LISTING_CHECK_TTL:
+                verdict = _Verdict(self._probe(directory, folder_url), _clock())
+                _verdicts[folder_url] = verdict
+        if verdict.lists:
+            raise self._error("<any>", (
+                f"the web server behind [deploy]http_url lists {folder_url} (or directories "
+                "below it): the random file names are all that protects the config drives "
+                "and virtual media copies kept there, and a listing shows them to anyone "
+                f"who can reach it; {LISTING_ADVICE}"))
+
+    def _probe(self, directory: Path, folder_url: str) -> bool | None:
+        try:
+            return _lists_directories(directory, folder_url)
+        except requests.RequestException as exc:
+            LOG.warning("Could not check whether the web server lists %s (%s); a server that "
+                        "lists directories shows the secret names of config drives: make "
+                        "sure it does not (%s)", folder_url, type(exc).__name__,
+                        LISTING_ADVICE)
+            return None
+        except OSError as exc:
+            raise self._error("<any>", f"cannot make the listing probe in {directory}: "
+                                       f"{exc.strerror}; give the conductor write access "
+                                       "to it") from exc
 
     def _path_of(self, location: str, node: str) -> Path:
         rel = Path(location)
@@ -121,6 +271,7 @@ class HttpStore(ConfigDriveStore):
                                     "conductor write access to it") from exc
         os.close(fd)
         os.unlink(probe)
+        self._check_no_listing(directory)
 
     def locate(self, node_uuid: str, image: bytes, *, deploy_id: str,
                encoding: str = GZIP, sealed: bool = False) -> str:
@@ -140,6 +291,11 @@ class HttpStore(ConfigDriveStore):
         except OSError as exc:
             raise self._error("<any>", f"cannot list {directory}: {exc.strerror}; make "
                                        "[deploy]http_root readable by the conductor") from exc
+        # The reconciler calls this periodically: a deleted index file comes back soon.
+        try:
+            self._ensure_index(directory, "<any>")
+        except StoreError as exc:
+            LOG.warning("%s", exc.message)
         with entries:
             for entry in entries:
                 parts = entry.name.split(".")

@@ -50,6 +50,7 @@ def test_write_status_remove_through_ipa(
         agent,
         "configdrive.write",
         device=disk.device,
+        device_from_operator=True,  # the operator's disk (driver_info/configdrive_device)
         configdrive=url,
         sha256=sha256(image),
         size=len(image),
@@ -77,6 +78,7 @@ def test_inline_data_and_failure_reply(agent: Agent, loopdisk: Callable) -> None
         agent,
         "configdrive.write",
         device=disk.device,
+        device_from_operator=True,  # the operator's disk (driver_info/configdrive_device)
         configdrive=b64gz(image).decode(),
         sha256="0" * 64,
     )
@@ -90,6 +92,7 @@ def test_inline_data_and_failure_reply(agent: Agent, loopdisk: Callable) -> None
         agent,
         "configdrive.write",
         device=disk.device,
+        device_from_operator=True,  # the operator's disk (driver_info/configdrive_device)
         configdrive=b64gz(image).decode(),
         sha256=sha256(image),
     )
@@ -113,12 +116,12 @@ def test_tls_with_ipa_cafile(agent: Agent, loopdisk: Callable,
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     cfg.CONF.set_override("image_download_connection_retries", 0)
     try:
-        out = run(agent, "configdrive.write", device=disk.device,
+        out = run(agent, "configdrive.write", device=disk.device, device_from_operator=True,
                   configdrive=tls_server.url("/o"))
         assert out["command_status"] == "FAILED"
         assert "TLS verification failed" in out["command_error"]["details"]
         cfg.CONF.set_override("cafile", tls_files.ca)
-        out = run(agent, "configdrive.write", device=disk.device,
+        out = run(agent, "configdrive.write", device=disk.device, device_from_operator=True,
                   configdrive=tls_server.url("/o"), sha256=sha256(image))
         assert out["command_status"] == "SUCCEEDED", out["command_error"]
     finally:
@@ -144,14 +147,15 @@ def test_sealed_drive_is_opened_while_streaming_and_its_key_never_logged(
     tampered = bytearray(server.objects["/sealed"])
     tampered[len(tampered) // 2] ^= 1
     server.objects["/tampered"] = bytes(tampered)
-    out = run(agent, "configdrive.write", device=disk.device,
+    out = run(agent, "configdrive.write", device=disk.device, device_from_operator=True,
               configdrive={**sealed_source, "url": server.url("/tampered")},
               sha256=sha256(image), size=len(image))
     assert out["command_status"] == "FAILED"
     assert "fails authentication" in out["command_error"]["details"]
     assert blkid_config_drives(*disk_nodes(disk.device)) == []
 
-    out = run(agent, "configdrive.write", device=disk.device, configdrive=sealed_source,
+    out = run(agent, "configdrive.write", device=disk.device, device_from_operator=True,
+              configdrive=sealed_source,
               sha256=sha256(image), size=len(image))
     assert out["command_status"] == "SUCCEEDED", out["command_error"]
     assert out["command_result"]["encrypted"] is True

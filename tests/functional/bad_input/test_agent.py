@@ -37,6 +37,7 @@ def agent() -> Iterator[Agent]:
 
 
 def write(agent: Agent, **params: Any) -> dict[str, Any]:
+    params.setdefault("device_from_operator", True)  # the operator's disk: inputs are the point
     try:
         result = agent.execute_command("configdrive.write", **params)
     except Exception as exc:  # a synchronous parameter error (HTTP 400 in IPA's API)

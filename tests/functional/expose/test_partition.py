@@ -91,9 +91,10 @@ def server() -> Iterator[http_fixture.ObjectServer]:
 
 @pytest.fixture
 def make_task(agent: Agent) -> Callable[..., Any]:
-    def make(**instance_info: Any) -> Any:
+    def make(**driver_info: Any) -> Any:
+        # The operator's per-node settings: the agent writes only a disk it names.
         node = types.SimpleNamespace(
-            uuid=NODE, instance_info=instance_info, driver_info={},
+            uuid=NODE, instance_info={}, driver_info=driver_info,
             driver_internal_info={"agent_url": "http://127.0.0.1:9999"})
         task = types.SimpleNamespace(node=node)
         task.cached_agent_client = InProcessAgentClient(agent)  # Ironic's get_client() seam

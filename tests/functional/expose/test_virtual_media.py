@@ -209,7 +209,8 @@ class TestVirtualMedia(RedfishNodeTestCase):
     def test_loader_detach_dispatches_on_the_record(self) -> None:
         with self.acquire() as task:
             self.assertEqual("partition", loader.resolve(task.node).primary.name)  # default
-            self.node.instance_info = {"configdrive_exposure": "virtual_media"}
+            self.node.driver_info = {**self.node.driver_info,
+                                     "configdrive_exposure": "virtual_media"}
             self.node.save()
         with self.acquire() as task:
             used, record = loader.attach(task, loader.resolve(task.node), self.stored())
@@ -243,7 +244,8 @@ class TestSingleSlot(RedfishNodeTestCase):
         from unittest import mock
 
         self.emulator.insert("Cd", self.server.url(FOREIGN))
-        self.node.instance_info = {"configdrive_exposure": "virtual_media"}
+        self.node.driver_info = {**self.node.driver_info,
+                                 "configdrive_exposure": "virtual_media"}
         self.node.driver_internal_info = {"agent_url": "http://127.0.0.1:9"}
         self.node.save()
         done = {"command_name": "write", "command_status": "SUCCEEDED", "command_error": None,

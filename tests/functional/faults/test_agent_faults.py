@@ -100,7 +100,8 @@ def test_cut_download_is_resumed_with_range(agent: tuple[RealAgent, LoopDisk],
     server.fault("/v1/AUTH_t/c/node/d", ("drop", cut))  # once; the resume is served whole
     before = table(disk.device)
 
-    out = command(real, "configdrive.write", device=disk.device, size=len(image),
+    out = command(real, "configdrive.write", device=disk.device, device_from_operator=True,
+                  size=len(image),
                   configdrive=server.url("/v1/AUTH_t/c/node/d", f"temp_url_sig={SIG}"),
                   sha256=sha256(image))
     assert out["command_status"] == "SUCCEEDED", out["command_error"]

@@ -36,18 +36,26 @@ def drive_image() -> bytes:
                         "user_data": "#cloud-config\nhostname: store-test\n"})
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+class ListingHandler(http.server.SimpleHTTPRequestHandler):
+    """Python's own file server: it lists directories that have no index file."""
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
 
-@pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """(root, url): a stdlib HTTP server on 127.0.0.1 serving ``root``, stopped after."""
-    root = tmp_path / "httpboot"
-    root.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+class _QuietHandler(ListingHandler):
+    """The same, configured as a production web server must be: no listings."""
+
+    def list_directory(self, path: object) -> None:
+        self.send_error(403, "Directory listings are off")
+
+
+def serve_directory(root: Path, handler: type[http.server.BaseHTTPRequestHandler]
+                    ) -> Iterator[tuple[Path, str]]:
+    """(root, url): ``handler`` serving ``root`` on 127.0.0.1, stopped after."""
+    root.mkdir(exist_ok=True)
+    bound = functools.partial(handler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), bound)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -56,5 +64,11 @@ def http_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """(root, url): a stdlib HTTP server on 127.0.0.1 serving ``root``, no listings."""
+    yield from serve_directory(tmp_path / "httpboot", _QuietHandler)
 
 

@@ -6,8 +6,10 @@ import gzip
 import hashlib
 import logging
 import os
+import socket
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,9 @@ from oslo_config import fixture as cfg_fixture
 
 from ironic_configdrive.store.base import StoreError
 from ironic_configdrive.store.http import HttpStore
+from ironic_configdrive_lab import http as lab_http
 from tests.conftest import require_tool
+from tests.functional.store.conftest import ListingHandler, serve_directory
 
 NODE = "5d0c7ac1-8e8e-4a3c-9b53-0f3c2b8f7f11"
 
@@ -42,8 +46,9 @@ def test_put_serves_the_image(store: HttpStore, http_server: tuple[Path, str],
     assert resp.status_code == 200
     assert hashlib.sha256(gzip.decompress(resp.content)).hexdigest() == stored.sha256
     assert store.url_for(stored.location, node_uuid=NODE) == stored.url
-    # Nothing but the final file: the temporary one was renamed, not copied.
-    assert [p.name for p in (root / "configdrive").iterdir()] == [Path(stored.location).name]
+    # Nothing but the final file and the index: the temporary one was renamed, not copied.
+    assert sorted(p.name for p in (root / "configdrive").iterdir()) == sorted(
+        [Path(stored.location).name, "index.html"])
 
 
 def test_identity_put_serves_the_raw_image(store: HttpStore, http_server: tuple[Path, str],
@@ -157,3 +162,81 @@ def test_no_secret_in_logs(store: HttpStore, caplog: pytest.LogCaptureFixture) -
     secret = Path(stored.location).name[len(f"{NODE}.d7."):-len(".gz")]
     assert secret not in caplog.text
     assert f"{NODE}.d7.***.gz" in caplog.text
+
+
+# -- directory listings: the names are the only protection ---------------------------------
+
+def _fetched(url: str) -> requests.Response:
+    return requests.get(url, timeout=10, allow_redirects=False)
+
+
+def test_listing_server_fails_validate_with_the_fix(conf: cfg_fixture.Config,
+                                                    tmp_path: Path) -> None:
+    """Python's http.server lists directories without an index file."""
+    for root, url in serve_directory(tmp_path / "listing", ListingHandler):
+        conf.config(http_root=str(root), http_url=url, group="deploy")
+        store = HttpStore()
+        stored = store.put(NODE, b"plain drive", deploy_id="l1", encoding="identity")
+        with pytest.raises(StoreError) as info:
+            store.validate()
+        message = str(info.value)
+        assert f"lists {url}/configdrive/" in message
+        assert "Options -Indexes" in message and "autoindex off" in message
+        assert Path(stored.location).name not in message
+        # The index file keeps the folder itself from being listed...
+        folder = _fetched(f"{url}/configdrive/")
+        assert folder.status_code == 200
+        assert Path(stored.location).name not in folder.text
+        # ...until someone deletes it: that is what validate warns about.
+        (root / "configdrive" / "index.html").unlink()
+        assert Path(stored.location).name in _fetched(f"{url}/configdrive/").text
+        with pytest.raises(StoreError, match="lists"):
+            store.validate()
+        assert (root / "configdrive" / "index.html").is_file()  # validate restored it
+        assert sorted(p.name for p in (root / "configdrive").iterdir()) == sorted(
+            ["index.html", Path(stored.location).name])  # no probe left behind
+
+
+def test_server_without_listings_passes(store: HttpStore, http_server: tuple[Path, str],
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    root, url = http_server
+    store.validate()
+    store.validate()
+    assert "WARNING" not in caplog.text
+    assert (root / "configdrive" / "index.html").is_file()
+    assert _fetched(f"{url}/configdrive/").status_code == 200  # the index, not a listing
+
+
+def test_lab_server_never_lists(conf: cfg_fixture.Config, tmp_path: Path) -> None:
+    root = tmp_path / "lab-http"
+    (root / "configdrive").mkdir(parents=True)
+    server = lab_http.make_server(str(root), 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        conf.config(http_root=str(root), http_url=url, group="deploy")
+        store = HttpStore()
+        stored = store.put(NODE, b"drive", deploy_id="lab")
+        store.validate()
+        (root / "configdrive" / "index.html").unlink()
+        reply = _fetched(f"{url}/configdrive/")
+        assert reply.status_code == 403
+        assert Path(stored.location).name not in reply.text
+        assert gzip.decompress(_fetched(stored.url).content) == b"drive"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_unreachable_server_only_warns(conf: cfg_fixture.Config, tmp_path: Path,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    # A loopback port nobody listens on: bound, then closed.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conf.config(http_root=str(tmp_path), http_url=f"http://127.0.0.1:{port}", group="deploy")
+    HttpStore().validate()
+    assert "Could not check whether the web server lists" in caplog.text
+    assert "ConnectionError" in caplog.text

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import ssl
+import types
 from typing import Any
 
 import pytest
@@ -52,6 +53,10 @@ class TestConfigDriveExtension(ipa_test_base.IronicAgentTest):
         self.image = build_image({"meta_data": {"uuid": "u-1"}})
         self.blob = base64.b64encode(gzip.compress(self.image)).decode()
         self.sha = hashlib.sha256(self.image).hexdigest()
+        # The node's root device hints choose DEV unless a test says otherwise.
+        self.install_device = DEV
+        self.patch(extension.hardware, "dispatch_to_managers",
+                   lambda method, **kwargs: self.install_device)
 
     def _run(self, command: str, **params: Any) -> dict[str, Any]:
         result = self.agent.execute_command(command, **params)
@@ -135,6 +140,41 @@ class TestConfigDriveExtension(ipa_test_base.IronicAgentTest):
         self.assertEqual("FAILED", out["command_status"])
         self.assertIn("root device hints", out["command_error"]["details"])
         self.assertEqual([], self.disk.prepared)
+
+    def test_device_the_operator_did_not_name_must_be_the_root_disk(self) -> None:
+        self.install_device = "/dev/fake-root"
+        # Two distinct disks, as their device numbers say.
+        self.patch(extension.devices, "_stat_block",
+                   lambda device: types.SimpleNamespace(st_rdev=len(device)))
+        out = self._run("configdrive.write", device=DEV, data=self.blob)
+        self.assertEqual("FAILED", out["command_status"])
+        details = out["command_error"]["details"]
+        self.assertIn(f"device {DEV}: is not the disk the node's root device hints choose "
+                      "(/dev/fake-root)", details)
+        self.assertIn("driver_info/configdrive_device", details)
+        self.assertEqual("device", out["command_error"]["category"])
+        self.assertEqual([], self.disk.prepared)
+
+        out = self._run("configdrive.write", device=DEV, data=self.blob,
+                        device_from_operator=True)
+        self.assertEqual("SUCCEEDED", out["command_status"], out)
+        self.assertEqual(DEV, self.disk.prepared[0]["device"])
+
+    def test_device_choice_without_root_device_hints_match_is_refused(self) -> None:
+        def dispatch(method: str, **kwargs: Any) -> str:
+            raise ipa_errors.DeviceNotFound("No suitable device was found for deployment")
+
+        self.patch(extension.hardware, "dispatch_to_managers", dispatch)
+        out = self._run("configdrive.write", device=DEV, data=self.blob)
+        self.assertEqual("FAILED", out["command_status"])
+        self.assertIn("cannot tell which disk the node's root device hints choose",
+                      out["command_error"]["details"])
+        self.assertEqual([], self.disk.prepared)
+
+    def test_device_from_operator_must_be_a_boolean(self) -> None:
+        with pytest.raises(ipa_errors.InvalidCommandParamsError, match="true or false"):
+            self.agent.execute_command("configdrive.write", device=DEV, data=self.blob,
+                                       device_from_operator="yes")
 
     def test_bad_params_are_rejected_synchronously(self) -> None:
         with pytest.raises(ipa_errors.InvalidCommandParamsError, match="exactly one"):

@@ -155,6 +155,10 @@ function echo_summary {
     echo "SUMMARY: $*"
 }
 
+function apache_site_config_for { echo "$FAKE_APACHE_SITES/$1.conf"; }
+function enable_apache_site { _fake_record enable_apache_site "$@"; }
+function restart_apache_server { _fake_record restart_apache_server "$@"; }
+function sudo { "$@"; }
 function define_plugin { _fake_record define_plugin "$@"; }
 function plugin_requires { _fake_record plugin_requires "$@"; }
 function setup_develop { _fake_record setup_develop "$@"; }

@@ -122,7 +122,10 @@ class Stack:
             "TEMPEST_CONFIG": str(self.tempest_conf),
             "FAKE_DEVSTACK_CALLS": str(self.calls),
             "FAKE_DIB_LOG": str(self.dib_log),
+            "IRONIC_HTTP_DIR": str(root / "data" / "ironic" / "httpboot"),
+            "FAKE_APACHE_SITES": str(root / "apache"),
         }
+        (root / "apache").mkdir()
 
     def run(self, *phases: str, check: bool = True,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -184,6 +187,8 @@ def test_stack_with_swift_configures_ironic(host: Stack) -> None:
         "swift_container": "ironic_configdrive",
         "swift_temp_url_duration": "3600",
         "exposure": "partition",
+        # tempest.conf gets the exposure too, and the scenario sets it in instance_info
+        "allow_instance_overrides": "configdrive_exposure",
         "format": "iso9660",
     }
     # Everything else is as ironic wrote it, but for our one option.
@@ -297,6 +302,31 @@ def test_exposure_and_format_from_settings(host: Stack) -> None:
     assert conf.get("configdrive", "format") == "vfat"
     # Never the default: ironic would refuse it for ipmi, which lacks the interface.
     assert not conf.has_option("DEFAULT", "default_deploy_interface")
+
+
+def test_apache_never_lists_the_config_drive_folder(host: Stack) -> None:
+    host.stack()
+    site = (host.root / "apache" / "ironic-configdrive.conf").read_text()
+    http_dir = host.env["IRONIC_HTTP_DIR"]
+    assert f'<Directory "{http_dir}/configdrive">\n    Options -Indexes\n</Directory>' in site
+    calls = host.recorded(host.calls)
+    assert calls.index("enable_apache_site ironic-configdrive") < calls.index(
+        "restart_apache_server")
+
+
+def test_no_apache_site_without_an_http_dir_or_apache(host: Stack) -> None:
+    host.stack(IRONIC_HTTP_DIR="")
+    host.stack(FAKE_APACHE_SITES=str(host.root / "no-apache"))
+    assert list((host.root / "apache").iterdir()) == []
+    assert not (host.root / "no-apache").exists()
+    assert "restart_apache_server" not in host.recorded(host.calls)
+
+
+def test_auto_exposure_lets_no_deploy_choose_it(host: Stack) -> None:
+    host.stack(IRONIC_CONFIGDRIVE_EXPOSURE="auto")
+    conf = host.parsed()
+    assert conf.get("configdrive", "exposure") == "auto"
+    assert not conf.has_option("configdrive", "allow_instance_overrides")
 
 
 def test_invalid_exposure_dies_naming_it(host: Stack) -> None:

@@ -12,6 +12,7 @@ from ironic_configdrive.expose import loader
 from ironic_configdrive.expose.base import ExposureError, SlotBusyError
 from ironic_configdrive.expose.partition import PartitionExposer
 from ironic_configdrive.expose.virtual_media import VirtualMediaExposer
+from ironic_configdrive.node_options import OverrideRefused
 from ironic_configdrive.store.base import StoredImage
 
 IMAGE = StoredImage(store="http", location="x", url="http://h/x", sha256="ab" * 32, size=1)
@@ -23,6 +24,12 @@ def fresh_cache() -> Iterator[None]:
     loader._cache.clear()
     yield
     loader._cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def exposure_overridable(conf: Any) -> None:
+    """These tests are about resolving a node's wish: let instance_info express one."""
+    conf.config(allow_instance_overrides=["configdrive_exposure"], group="configdrive")
 
 
 def test_entry_points_load_the_plugins() -> None:
@@ -94,6 +101,22 @@ def test_invalid_mechanism(make_task: Callable[..., Any], value: Any) -> None:
     task = make_task(instance_info={"configdrive_exposure": value})
     with pytest.raises(ExposureError, match="instance_info/configdrive_exposure"):
         loader.resolve(task.node)
+
+
+def test_instance_info_exposure_refused_unless_allowed(conf: Any,
+                                                      make_task: Callable[..., Any]) -> None:
+    conf.config(allow_instance_overrides=[], group="configdrive")
+    task = make_task(instance_info={"configdrive_exposure": "virtual_media"},
+                     driver_info=dict(REDFISH))
+    with pytest.raises(OverrideRefused) as info:
+        loader.resolve(task.node)
+    message = info.value.message
+    assert "node " + task.node.uuid in message
+    assert "instance_info/configdrive_exposure" in message
+    assert "[configdrive]allow_instance_overrides = configdrive_exposure" in message
+    # The operator's per-node choice is never refused.
+    task = make_task(driver_info={**REDFISH, "configdrive_exposure": "virtual_media"})
+    assert loader.resolve(task.node).primary.name == "virtual_media"
 
 
 def _patched(vm_effect: Any) -> tuple[Any, Any]:

@@ -12,6 +12,7 @@ from ironic.common import exception as ironic_exc
 
 from ironic_configdrive.expose.base import ExposureError
 from ironic_configdrive.expose.partition import PartitionExposer, describe_command_error
+from ironic_configdrive.node_options import OverrideRefused
 from ironic_configdrive.store.base import StoredImage
 from tests.unit.expose.conftest import NODE, SIG
 
@@ -73,9 +74,10 @@ def test_attach_sends_the_write_command_and_records(make_task: Callable[..., Any
     cast(mock.Mock, exposer._sleep).assert_not_called()
 
 
-def test_device_and_format_from_node_instance_info_wins(make_task: Callable[..., Any],
-                                                         client: mock.Mock,
-                                                         exposer: PartitionExposer) -> None:
+def test_device_and_format_from_node_instance_info_wins_where_allowed(
+        conf: Any, make_task: Callable[..., Any], client: mock.Mock,
+        exposer: PartitionExposer) -> None:
+    conf.config(allow_instance_overrides=["configdrive_device"], group="configdrive")
     task = task_with(make_task, client,
                      instance_info={"configdrive_device": "/dev/sdb",
                                     "configdrive_format": "vfat"},
@@ -83,13 +85,32 @@ def test_device_and_format_from_node_instance_info_wins(make_task: Callable[...,
     exposer.attach(task, IMAGE)
     params = client._command.call_args.kwargs["params"]
     assert (params["device"], params["format"]) == ("/dev/sdb", "vfat")
+    # Not the operator's choice: the agent accepts it only as the root device hints' disk.
+    assert "device_from_operator" not in params
 
 
-def test_device_from_driver_info(make_task: Callable[..., Any], client: mock.Mock,
-                                 exposer: PartitionExposer) -> None:
-    task = task_with(make_task, client, driver_info={"configdrive_device": "/dev/sdc"})
+def test_instance_info_device_refused_unless_allowed(make_task: Callable[..., Any],
+                                                     client: mock.Mock,
+                                                     exposer: PartitionExposer) -> None:
+    task = task_with(make_task, client, instance_info={"configdrive_device": "/dev/sdb",
+                                                       "configdrive_format": "vfat"})
+    with pytest.raises(OverrideRefused, match="instance_info/configdrive_device") as info:
+        exposer.attach(task, IMAGE)
+    assert NODE in info.value.message
+    assert "allow_instance_overrides = configdrive_device" in info.value.message
+    client._command.assert_not_called()
+    exposer.detach(task, {"mechanism": "partition"})  # nothing written: nothing to remove
+    client._command.assert_not_called()
+
+
+def test_device_from_driver_info_is_the_operators(make_task: Callable[..., Any],
+                                                  client: mock.Mock,
+                                                  exposer: PartitionExposer) -> None:
+    task = task_with(make_task, client, driver_info={"configdrive_device": "/dev/sdc"},
+                     instance_info={"configdrive_format": "vfat"})
     exposer.attach(task, IMAGE)
-    assert client._command.call_args.kwargs["params"]["device"] == "/dev/sdc"
+    params = client._command.call_args.kwargs["params"]
+    assert (params["device"], params["device_from_operator"]) == ("/dev/sdc", True)
 
 
 def test_polls_until_done(make_task: Callable[..., Any], client: mock.Mock,
@@ -179,9 +200,10 @@ def test_unexpected_status(make_task: Callable[..., Any], client: mock.Mock,
     ({"configdrive_format": "ext4"}, "configdrive_format"),
     ({"configdrive_device": "sda"}, "configdrive_device"),
 ])
-def test_validate_rejects_bad_node_options(make_task: Callable[..., Any], client: mock.Mock,
-                                           exposer: PartitionExposer, info: dict[str, Any],
-                                           match: str) -> None:
+def test_validate_rejects_bad_node_options(conf: Any, make_task: Callable[..., Any],
+                                           client: mock.Mock, exposer: PartitionExposer,
+                                           info: dict[str, Any], match: str) -> None:
+    conf.config(allow_instance_overrides=["configdrive_device"], group="configdrive")
     with pytest.raises(ExposureError, match=match):
         exposer.attach(task_with(make_task, client, instance_info=info), IMAGE)
     client._command.assert_not_called()

@@ -8,6 +8,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+import requests
 
 from ironic_configdrive.store import http as http_store
 from ironic_configdrive.store.base import StoreError
@@ -128,3 +129,117 @@ def test_host_local_unless_the_root_is_shared(tmp_path: Path, conf: object) -> N
     assert make_store(tmp_path).host_local
     conf.config(http_root_shared=True, group="configdrive")  # type: ignore[attr-defined]
     assert not make_store(tmp_path).host_local
+
+
+# -- directory listings -------------------------------------------------------------------
+
+FOLDER = "http://10.0.0.1:8080/cd/"
+
+
+def test_index_file_is_written_with_the_folder_and_restored(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    index = tmp_path / "cd" / "index.html"
+    store.put(NODE, b"x", deploy_id="d")
+    assert index.read_bytes() == http_store.INDEX_BODY
+    assert oct(index.stat().st_mode & 0o777) == oct(http_store.FILE_MODE)
+    for restore in (store.validate, lambda: store.list_stored(limit=10),
+                    lambda: store.put(NODE, b"y", deploy_id="e")):
+        index.unlink()
+        restore()
+        assert index.read_bytes() == http_store.INDEX_BODY
+    assert len(store.list_stored(limit=10)) == 2  # the index file is not a drive
+
+
+class FakeServer:
+    """Answers the probe's GETs like a server that lists directories (or not, or is down)."""
+
+    def __init__(self, tmp_path: Path, *, lists: bool = True,
+                 down: bool = False) -> None:
+        self.directory = tmp_path / "cd"
+        self.lists, self.down = lists, down
+        self.asked: list[str] = []
+
+    def __call__(self, url: str) -> str | None:
+        self.asked.append(url)
+        if self.down:
+            raise requests.ConnectionError("connection refused")
+        if not self.lists:
+            return None
+        relative = url[len(FOLDER):].strip("/")
+        listed = self.directory / relative
+        return "".join(f'<a href="{p.name}">{p.name}</a>' for p in listed.iterdir())
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [1000.0]
+    monkeypatch.setattr(http_store, "_clock", lambda: now[0])
+    return now
+
+
+def test_listing_fails_validate_with_the_fix_and_is_rechecked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: list[float]) -> None:
+    server = FakeServer(tmp_path)
+    monkeypatch.setattr(http_store, "_fetch_page", server)
+    store = make_store(tmp_path)
+    for _ in range(2):  # a listing server is probed again on every validate
+        with pytest.raises(StoreError) as info:
+            store.validate()
+        message = info.value.message
+        assert f"lists {FOLDER}" in message
+        assert "Options -Indexes" in message and "autoindex off" in message
+    assert server.asked[0] == FOLDER
+    assert len(server.asked) == 2
+    # Fixed: passes at once, without waiting for a cached verdict to expire.
+    server.lists = False
+    store.validate()
+    # Probes leave nothing behind but the index file.
+    assert [p.name for p in (tmp_path / "cd").iterdir()] == ["index.html"]
+
+
+def test_a_listing_below_the_folder_is_caught_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: list[float]) -> None:
+    server = FakeServer(tmp_path)
+
+    def honours_the_index(url: str) -> str | None:
+        return "<title></title>" if url == FOLDER else server(url)
+
+    monkeypatch.setattr(http_store, "_fetch_page", honours_the_index)
+    with pytest.raises(StoreError, match="or directories below it"):
+        make_store(tmp_path).validate()
+    assert server.asked[0].startswith(FOLDER + http_store.LISTING_PROBE_PREFIX)
+
+
+def test_a_clean_verdict_is_cached_per_conductor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: list[float]) -> None:
+    server = FakeServer(tmp_path, lists=False)
+    monkeypatch.setattr(http_store, "_fetch_page", server)
+    make_store(tmp_path).validate()
+    assert len(server.asked) == 2
+    clock[0] += http_store.LISTING_CHECK_TTL - 1
+    make_store(tmp_path).validate()  # a new store object: the verdict is the process's
+    assert len(server.asked) == 2
+    clock[0] += 1
+    server.lists = True
+    with pytest.raises(StoreError, match="lists"):
+        make_store(tmp_path).validate()
+
+
+def test_unreachable_server_warns_and_passes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: list[float],
+        caplog: pytest.LogCaptureFixture) -> None:
+    server = FakeServer(tmp_path, down=True)
+    monkeypatch.setattr(http_store, "_fetch_page", server)
+    make_store(tmp_path).validate()
+    make_store(tmp_path).validate()
+    assert len(server.asked) == 1  # the unknown verdict is cached too: one warning
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert FOLDER in warning.getMessage() and "ConnectionError" in warning.getMessage()
+    assert "Options -Indexes" in warning.getMessage()
+    assert [p.name for p in (tmp_path / "cd").iterdir()] == ["index.html"]
+
+
+def test_unit_tests_never_reach_the_network(tmp_path: Path,
+                                            _listing_probe_offline: list[str]) -> None:
+    make_store(tmp_path).validate()
+    assert _listing_probe_offline == [FOLDER, mock.ANY]
