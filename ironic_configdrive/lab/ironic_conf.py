@@ -50,6 +50,8 @@ HASH_RING_RESET_INTERVAL = "1"
 SYNC_LOCAL_STATE_INTERVAL = "1"
 #: A conductor stopped with SIGTERM waits this long for its running tasks.
 GRACEFUL_SHUTDOWN_TIMEOUT = "5"
+#: [configdrive]fetch_allowed_networks: everything the lab serves is on loopback.
+LOOPBACK_NETWORK = "127.0.0.0/8"
 #: Agents heartbeat every third to half of this: short keeps clean/deploy polls brisk.
 RAMDISK_HEARTBEAT_TIMEOUT = "20"
 
@@ -103,7 +105,10 @@ def _conductor_sections(conf: configparser.ConfigParser, *, http_root: Path, htt
     conf["configdrive"] = {"store": "http", "agent_command_timeout": "120",
                            "key_file": str(key_file),
                            # Brisk, so scenarios see leftovers go within seconds.
-                           "reconcile_interval": RECONCILE_INTERVAL, **(configdrive or {})}
+                           "reconcile_interval": RECONCILE_INTERVAL,
+                           # Config drive URLs given to the lab point at its own loopback
+                           # servers, which the default policy refuses.
+                           "fetch_allowed_networks": LOOPBACK_NETWORK, **(configdrive or {})}
 
 
 def single(workdir: Workdir, *, api_port: int, http_url: str, debug: bool,
