@@ -170,10 +170,11 @@ def _is_literal(host: str) -> bool:
     return True
 
 
-def _ca_bundle() -> str:
-    # What requests verifies against, so moving off requests changes no operator's trust.
-    return (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+def _trust() -> tuple[str | None, str | None]:
+    """(CA file, CA directory) as requests verifies: moving off requests changes no trust."""
+    path = (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
             or DEFAULT_CA_BUNDLE_PATH)
+    return (None, path) if os.path.isdir(path) else (path, None)
 
 
 def parse_target(url: str) -> Target:
@@ -226,9 +227,10 @@ def _connect(target: Target, address: str, limits: Limits, deadline: _Deadline,
         # Connect to the checked address, but greet (SNI) and verify the certificate as the
         # name in the URL; an address literal is verified as itself.
         name = None if _is_literal(target.host) else target.host
-        conn = HTTPSConnection(address, target.port, timeout=timeout, ca_certs=_ca_bundle(),
-                               cert_reqs="CERT_REQUIRED", server_hostname=name,
-                               assert_hostname=name)
+        ca_file, ca_dir = _trust()
+        conn = HTTPSConnection(address, target.port, timeout=timeout, ca_certs=ca_file,
+                               ca_cert_dir=ca_dir, cert_reqs="CERT_REQUIRED",
+                               server_hostname=name, assert_hostname=name)
     else:
         conn = HTTPConnection(address, target.port, timeout=timeout)
     watchdog.watch(conn)
