@@ -60,8 +60,8 @@ install_log_filter("urllib3.connection", "urllib3.response")
 
 
 class Refused(Exception):
-    """No usable answer before the body: refused address, network, TLS, HTTP status or
-    redirect problem. The text is for the conductor's log; the user sees one text for all."""
+    """No usable answer: refused address, network, TLS, HTTP status or redirect problem, or
+    a body that broke off. The text is for the conductor's log; the user sees one text."""
 
 
 class DeadlineExceeded(Exception):
