@@ -7,7 +7,8 @@ interface does it on import of :mod:`ironic_configdrive.deploy`).
 
 from __future__ import annotations
 
-from typing import Final
+import ipaddress
+from typing import Any, Final
 
 from oslo_config import cfg, types
 
@@ -161,8 +162,41 @@ instance_override_opts = [
                      "configdrive_format may always be chosen."),
 ]
 
+class _Network(types.String):
+    """A CIDR network; a ValueError otherwise, which oslo.config reports with the option."""
+
+    def __init__(self) -> None:
+        super().__init__(type_name="CIDR network")
+
+    def __call__(self, value: Any) -> str:
+        text = str(super().__call__(value)).strip()
+        ipaddress.ip_network(text, strict=False)
+        return text
+
+
+fetch_opts = [
+    cfg.ListOpt("fetch_allowed_networks", default=[],
+                item_type=_Network(),
+                help="Networks (CIDR, e.g. 10.20.0.0/16) a config drive URL given by a user "
+                     "may point into although they are not global unicast addresses. "
+                     "Without an entry, URLs whose host is or resolves to a loopback, "
+                     "link-local (169.254.169.254), private (RFC 1918, ULA), shared, "
+                     "multicast, unspecified or reserved address are refused, before any "
+                     "connection. Applies to URLs the conductor downloads, to every redirect "
+                     "hop, and to URLs handed on with allow_url_passthrough."),
+    cfg.ListOpt("fetch_allowed_hosts", default=[],
+                help="When set, config drive URLs given by users must name one of these "
+                     "hosts (exact names, or '*.example.com' for its subdomains); their "
+                     "addresses are still checked as fetch_allowed_networks says. Empty: any "
+                     "host name."),
+    cfg.IntOpt("fetch_deadline", default=120, min=1,
+               help="Seconds a config drive download by the conductor (a user's URL, or the "
+                    "stored drive read back) may take in all, redirects and a slow server "
+                    "included; the node's lock is held meanwhile."),
+]
+
 ALL_OPTS = [*image_opts, *store_opts, *exposure_opts, *encryption_opts, *reconcile_opts,
-            *instance_override_opts]
+            *instance_override_opts, *fetch_opts]
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

@@ -33,6 +33,7 @@ from ironic_configdrive.node_options import node_option
 from ironic_configdrive.records import DriveRecord, StoredRef
 from ironic_configdrive.store import loader as store_loader
 from ironic_configdrive.store.base import IDENTITY, ConfigDriveStore, StoredImage
+from ironic_configdrive.url_policy import AddressPolicy
 
 LOG = logging.getLogger(__name__)
 #: The [configdrive] options are registered by the deploy interface (conf.register_opts).
@@ -69,9 +70,17 @@ def keyring() -> keys.Keyring:
                              create=CONF.configdrive.key_file_create)
 
 
+def fetch_policy() -> AddressPolicy:
+    """Where users' config drive URLs may point ([configdrive]fetch_allowed_*)."""
+    return AddressPolicy.from_options(CONF.configdrive.fetch_allowed_networks,
+                                      CONF.configdrive.fetch_allowed_hosts)
+
+
 def _fetch_verified(url: str, sha256: str | None, *, key: bytes | None = None) -> bytes:
     """The raw drive stored at ``url`` (opened with ``key`` if sealed), checked by sha256."""
-    raw = source.fetch(url, cap=CONF.configdrive.max_size, key=key)
+    # Our own store's URL: no address policy, but the same byte cap and deadline.
+    raw = source.fetch(url, cap=CONF.configdrive.max_size, key=key, policy=source.TRUSTED,
+                       deadline=CONF.configdrive.fetch_deadline)
     if hashlib.sha256(raw).hexdigest() != sha256:
         raise InvalidMediaError(reason="the stored config drive does not match its recorded "
                                        "sha256")
@@ -175,7 +184,8 @@ class DriveLifecycle:
             src = source.normalise(
                 value, node_uuid=node.uuid, node_name=node.name, fmt=fmt,
                 cap=CONF.configdrive.max_size, cloudstack=CONF.configdrive.cloudstack_layout,
-                allow_url_passthrough=CONF.configdrive.allow_url_passthrough)
+                allow_url_passthrough=CONF.configdrive.allow_url_passthrough,
+                policy=fetch_policy(), deadline=CONF.configdrive.fetch_deadline)
             # A drive built here follows the rules validate checks (image/rules.py, one set
             # for both), so only foreign drives are parsed again.
             if src.image is not None and src.kind != source.BUILT:
@@ -183,6 +193,10 @@ class DriveLifecycle:
                 if problems:
                     raise InvalidMediaError(
                         reason="cloud-init would not use it: " + "; ".join(problems))
+        except source.FetchError as exc:
+            # Its text already says what to do with the URL.
+            raise _error(node, "The config drive URL is not usable", exc,
+                         "Then deploy again") from None
         except ConfigDriveError as exc:
             raise _error(node, "The config drive is not usable", exc,
                          "Fix the config drive given to the deploy (ironic-configdrive "

@@ -6,19 +6,24 @@ JSON dict ``{meta_data, user_data, network_data, vendor_data}`` which is built h
 Ironic's defaults for ``uuid`` and ``name``. A URL is fetched by the conductor through the
 streaming decoder with a hard cap, so agents never reach external hosts and the sha256 of
 what they write is always known — unless pass-through is allowed, in which case the URL is
-handed on untouched.
+handed on untouched (after the same host check).
+
+A user's URL is untrusted: it is fetched only from hosts the operator's
+:class:`.AddressPolicy` allows (:mod:`.pinned_http` connects to the checked address, checks
+every redirect), within a wire byte cap and one deadline. Every refusal and network failure
+before the server answered 200 gives the user one text, whatever the cause, so the error is
+no probe of the control plane; the cause goes to the conductor's log.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-import requests
-
-from ironic_configdrive import image
+from ironic_configdrive import image, pinned_http
 from ironic_configdrive.image import formats, sealing
 from ironic_configdrive.image.errors import (
     ConfigDriveError,
@@ -26,12 +31,19 @@ from ironic_configdrive.image.errors import (
     SizeLimitExceeded,
     UnknownFormatError,
 )
-from ironic_configdrive.masking import mask_url
+from ironic_configdrive.masking import mask_url, scrub
+from ironic_configdrive.url_policy import AddressPolicy, RefusedAddress
+
+LOG = logging.getLogger(__name__)
 
 #: Seconds to connect to, and between bytes from, a server holding a user's config drive.
 FETCH_TIMEOUT = (10.0, 60.0)
-#: Bytes read from the network at a time.
-FETCH_CHUNK = 64 * 1024
+#: Seconds a whole download may take (``[configdrive]fetch_deadline``).
+FETCH_DEADLINE: Final = 120.0
+#: Slack on the wire cap beyond base64 with line breaks (headers of gzip members, padding).
+WIRE_SLACK: Final = 1024 * 1024
+#: The policy for URLs the conductor itself made (its store's), not given by a user.
+TRUSTED = AddressPolicy(unrestricted=True)
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: How JSON text starts; no encoding of an image (base64, gzip) does.
@@ -39,14 +51,60 @@ _JSON_STARTS = ("{", "[", b"{", b"[")
 _HTTP_SCHEMES = ("http://", "https://")
 
 
+def wire_cap(cap: int) -> int:
+    """Most bytes read off the network for a drive of at most ``cap`` bytes.
+
+    Base64 of the raw image (4/3) with a line break of two bytes every 76 characters (what
+    ``base64`` and MIME write), plus :data:`WIRE_SLACK`.
+    """
+    text = -(-cap // 3) * 4
+    return text + text // 38 + WIRE_SLACK
+
+
 class FetchError(ConfigDriveError):
-    """The config drive URL given by the user could not be downloaded."""
+    """The config drive URL given by the user could not be downloaded.
+
+    One text for every refusal and failure up to a 200 answer; the cause is logged only.
+    """
 
     category = "fetch"
     message_template = (
-        "could not download the config drive from {url}: {reason}; check that the URL is "
-        "reachable from the conductor and still valid (temporary URLs expire), or pass the "
-        "config drive inline"
+        "could not download the config drive from {url}: the conductor does not fetch from "
+        "that address, or got no config drive from it (the conductor's log has the cause); "
+        "give an http(s) URL on a host the cloud's operator allows "
+        "([configdrive]fetch_allowed_networks, fetch_allowed_hosts) that answers 200 with "
+        "the drive (temporary URLs expire), or pass the config drive inline"
+    )
+
+
+class DownloadTooLargeError(FetchError):
+    """The server sent (or announced) more bytes than any encoding of the drive takes."""
+
+    message_template = (
+        "the download from {url} passed {limit} bytes, more than any encoding of a "
+        "{cap_mib} MiB config drive takes; serve the drive gzip+base64 without padding, or "
+        "pass it inline"
+    )
+
+
+class DownloadTooSlowError(FetchError):
+    """The download did not finish within ``[configdrive]fetch_deadline``."""
+
+    message_template = (
+        "downloading the config drive from {url} took longer than {seconds:g} s "
+        "([configdrive]fetch_deadline); serve it from a host that sends it faster, or pass "
+        "it inline"
+    )
+
+
+class EncodedTransferError(FetchError):
+    """The server applied a ``Content-Encoding``, which is never decoded for it."""
+
+    message_template = (
+        "the server at {url} sent the config drive with Content-Encoding: {encoding}; the "
+        "conductor does not undo transfer encodings (a small compressed answer can hide a "
+        "huge one): serve the file as it is (e.g. a .gz file without Content-Encoding), or "
+        "pass it inline"
     )
 
 
@@ -76,14 +134,18 @@ def is_url(value: Any) -> bool:
 def normalise(value: Any, *, node_uuid: str, node_name: str | None = None,
               fmt: str = image.ISO9660, cap: int = image.MAX_IMAGE_SIZE,
               cloudstack: bool = False, allow_url_passthrough: bool = False,
-              timeout: tuple[float, float] = FETCH_TIMEOUT) -> Source:
+              timeout: tuple[float, float] = FETCH_TIMEOUT,
+              policy: AddressPolicy | None = None,
+              deadline: float = FETCH_DEADLINE) -> Source:
     """Normalise one ``instance_info['configdrive']`` value.
 
     :param fmt: filesystem of images built from the JSON form.
     :param cap: largest decoded image accepted, in bytes.
+    :param policy: where a URL may point; default: global unicast addresses only.
+    :param deadline: seconds a download may take in all.
     :raises InvalidInputError: the value is of no accepted form or too large.
     :raises InvalidMediaError: the data is not a config drive image.
-    :raises FetchError: a URL could not be downloaded.
+    :raises FetchError: a URL was refused or could not be downloaded.
     """
     if isinstance(value, Mapping):
         raw = image.build_image(value, fmt=fmt, node_uuid=node_uuid, node_name=node_name,
@@ -96,9 +158,12 @@ def normalise(value: Any, *, node_uuid: str, node_name: str | None = None,
             raise InvalidInputError(
                 reason=f"config drive URL {mask_url(url)} has an unsupported scheme; "
                        "give an http:// or https:// URL or the data itself")
+        policy = policy if policy is not None else AddressPolicy()
         if allow_url_passthrough:
+            check_passthrough(url, policy, node=node_uuid)
             return Source(kind="url", passthrough_url=url)
-        return Source(kind="url", image=fetch(url, cap=cap, timeout=timeout))
+        return Source(kind="url", image=fetch(url, cap=cap, timeout=timeout, policy=policy,
+                                              deadline=deadline, node=node_uuid))
     if isinstance(value, (str, bytes, bytearray)):
         if not value.strip():
             raise InvalidInputError(reason="the config drive is empty")
@@ -117,36 +182,66 @@ def normalise(value: Any, *, node_uuid: str, node_name: str | None = None,
                f"not {type(value).__name__}")
 
 
+def check_passthrough(url: str, policy: AddressPolicy, *, node: str | None = None) -> None:
+    """Refuse a URL to be handed on whose host the policy does not allow.
+
+    The agent or BMC resolves the name again, so this cannot pin the address as a download
+    here does (DNS rebinding stays possible); it refuses what is plainly internal, which the
+    provisioning network would otherwise let a user reach.
+    """
+    try:
+        target = pinned_http.parse_target(url)
+        policy.resolve(target.host, target.port)
+    except (pinned_http.Refused, RefusedAddress) as exc:
+        _log_refusal(url, node, str(exc))
+        raise FetchError(url=mask_url(url)) from None
+
+
 def fetch(url: str, *, cap: int = image.MAX_IMAGE_SIZE,
-          timeout: tuple[float, float] = FETCH_TIMEOUT, key: bytes | None = None) -> bytes:
+          timeout: tuple[float, float] = FETCH_TIMEOUT, key: bytes | None = None,
+          policy: AddressPolicy | None = None, deadline: float = FETCH_DEADLINE,
+          node: str | None = None) -> bytes:
     """Download ``url`` and decode it on the fly, never holding more than ``cap`` bytes.
 
     :param key: the data is sealed (:mod:`.image.sealing`); open it with this key first.
+    :param policy: where the URL (and its redirects) may point; default: global unicast
+        addresses only. :data:`TRUSTED` for the conductor's own store.
+    :param node: named in the log line of a failure.
     """
     shown = mask_url(url)
+    limits = pinned_http.Limits(wire_cap=wire_cap(cap), deadline=deadline,
+                                connect_timeout=timeout[0], read_timeout=timeout[1])
     decoder = image.StreamDecoder(cap=cap)
     opener = sealing.Opener(key) if key is not None else None
     pieces: list[bytes] = []
     try:
-        with requests.get(url, stream=True, timeout=timeout) as response:
-            if response.status_code != 200:
-                raise FetchError(url=shown, reason=f"the server answered HTTP "
-                                                   f"{response.status_code}")
-            for chunk in response.iter_content(FETCH_CHUNK):
+        with pinned_http.open_url(url, policy=policy if policy is not None else AddressPolicy(),
+                                  limits=limits) as body:
+            for chunk in body:
                 for plain in (opener.feed(chunk) if opener is not None else (chunk,)):
                     pieces.extend(decoder.feed(plain))
         if opener is not None:
             opener.finish()
         pieces.extend(decoder.finish())
-    except requests.RequestException as exc:
-        # Exception texts of requests quote the full URL, query string included.
-        raise FetchError(url=shown, reason=type(exc).__name__) from None
+    except pinned_http.Refused as exc:
+        _log_refusal(url, node, str(exc))
+        raise FetchError(url=shown) from None
+    except pinned_http.WireLimitExceeded:
+        raise DownloadTooLargeError(url=shown, limit=limits.wire_cap,
+                                    cap_mib=cap // (1024 * 1024)) from None
+    except pinned_http.DeadlineExceeded:
+        raise DownloadTooSlowError(url=shown, seconds=deadline) from None
+    except pinned_http.ContentEncodingRefused as exc:
+        raise EncodedTransferError(url=shown, encoding=scrub(exc.encoding)[:40]) from None
     except ConfigDriveError as exc:
-        if isinstance(exc, FetchError):
-            raise
         # Decoding errors name the data, not the source: say where it came from.
         raise type(exc)(f"{exc.message} (downloaded from {shown})") from None
     return b"".join(pieces)
+
+
+def _log_refusal(url: str, node: str | None, cause: str) -> None:
+    LOG.warning("Config drive URL %s%s refused or not downloaded: %s", mask_url(url),
+                f" of node {node}" if node else "", scrub(cause))
 
 
 def _check_size(raw: bytes, cap: int, what: str) -> None:

@@ -50,6 +50,8 @@ HASH_RING_RESET_INTERVAL = "1"
 SYNC_LOCAL_STATE_INTERVAL = "1"
 #: A conductor stopped with SIGTERM waits this long for its running tasks.
 GRACEFUL_SHUTDOWN_TIMEOUT = "5"
+#: [configdrive]fetch_allowed_networks: everything the lab serves is on loopback.
+LOOPBACK_NETWORK = "127.0.0.0/8"
 #: Agents heartbeat every third to half of this: short keeps clean/deploy polls brisk.
 RAMDISK_HEARTBEAT_TIMEOUT = "20"
 
@@ -107,7 +109,9 @@ def _conductor_sections(conf: configparser.ConfigParser, *, http_root: Path, htt
                            # `deploy --exposure` and the tempest scenario choose it per
                            # deploy in instance_info, as a tenant would.
                            "allow_instance_overrides": "configdrive_exposure",
-                           **(configdrive or {})}
+                           # Config drive URLs given to the lab point at its own loopback
+                           # servers, which the default policy refuses.
+                           "fetch_allowed_networks": LOOPBACK_NETWORK, **(configdrive or {})}
 
 
 def single(workdir: Workdir, *, api_port: int, http_url: str, debug: bool,

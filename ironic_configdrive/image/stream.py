@@ -9,7 +9,11 @@ Accepted encodings, recognised by magic bytes only:
 Base64 is accepted only when the *decoded* prefix is itself gzip or an image: text that merely
 happens to decode is rejected rather than written to a disk. The output cap is enforced while
 inflating, so a gzip bomb stops after at most ``cap`` bytes with memory bounded by the chunk
-size.
+size. The input is bounded too, or a source could keep a reader busy forever while the output
+stays small: at most :data:`MAX_GZIP_PADDING` zero bytes after the gzip data, base64
+whitespace in proportion to the text (:data:`B64_CHARS_PER_WHITESPACE`), and in all at most
+:func:`max_encoded_size` bytes (which also bounds gzip members or deflate blocks that inflate
+to nothing).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import binascii
 import zlib
 from collections.abc import Iterable, Iterator
+from typing import Final
 
 from . import formats
 from .errors import InvalidMediaError, SizeLimitExceeded, UnknownFormatError
@@ -30,6 +35,29 @@ _WHITESPACE = b" \t\r\n\v\f"
 # Enough base64 text to decode a full sniffing window (4 chars per 3 bytes).
 _B64_SNIFF_CHARS = (formats.SNIFF_SIZE + 2) // 3 * 4
 
+#: Zero bytes accepted after the last gzip member: writers pad to a sector or a block, not
+#: more.
+MAX_GZIP_PADDING: Final = 1024 * 1024
+#: Base64 text may hold one whitespace byte per this many base64 characters (lines of 16
+#: characters ended by CRLF; MIME, PEM and ``base64`` write 64 or 76), ...
+B64_CHARS_PER_WHITESPACE: Final = 8
+#: ... plus this much (leading and trailing blank lines).
+B64_WHITESPACE_SLACK: Final = 64 * 1024
+# Room for gzip's own overhead on incompressible data (stored blocks cost 5 bytes per 64 KiB)
+# and for headers of a few members.
+_GZIP_OVERHEAD_SLACK = 64 * 1024
+
+
+def max_encoded_size(cap: int) -> int:
+    """Most input bytes any accepted encoding of a ``cap``-byte image takes.
+
+    That is base64 text, with the most whitespace allowed, of gzip data of incompressible
+    content with padding. A source sending more is not sending a config drive.
+    """
+    binary = cap + cap // 4096 + _GZIP_OVERHEAD_SLACK + MAX_GZIP_PADDING
+    text = -(-binary // 3) * 4
+    return text + text // B64_CHARS_PER_WHITESPACE + B64_WHITESPACE_SLACK
+
 
 class _Base64Layer:
     """Strict streaming base64: whitespace is dropped, anything else non-alphabet fails."""
@@ -37,9 +65,19 @@ class _Base64Layer:
     def __init__(self) -> None:
         self._carry = b""
         self._seen_padding = False
+        self._chars = 0
+        self._whitespace = 0
 
     def feed(self, data: bytes) -> bytes:
-        data = self._carry + data.translate(None, _WHITESPACE)
+        text = data.translate(None, _WHITESPACE)
+        self._chars += len(text)
+        self._whitespace += len(data) - len(text)
+        if self._whitespace > self._chars // B64_CHARS_PER_WHITESPACE + B64_WHITESPACE_SLACK:
+            raise InvalidMediaError(
+                reason=f"base64 text with {self._whitespace} whitespace bytes in "
+                       f"{self._chars} characters, more than line breaks need; re-encode "
+                       "it (e.g. with base64 -w 0)")
+        data = self._carry + text
         stray = data.translate(None, _B64_CHARS)
         if stray:
             raise InvalidMediaError(
@@ -76,6 +114,7 @@ class _GzipLayer:
         self._inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._pending = b""
         self._member_done = False
+        self._padding = 0
 
     def feed(self, data: bytes, limit: int) -> Iterator[bytes]:
         """Inflate ``data``; each piece is at most OUT_CHUNK and all pieces at most ``limit+1``.
@@ -104,9 +143,14 @@ class _GzipLayer:
     def _start_next_member(self) -> bool:
         """After a member ends: allow zero padding, or start the next member."""
         if self._pending.strip(b"\x00") == b"":
+            self._padding += len(self._pending)
             self._pending = b""
+            if self._padding > MAX_GZIP_PADDING:
+                raise InvalidMediaError(
+                    reason=f"more than {MAX_GZIP_PADDING} zero bytes follow the end of the "
+                           "gzip data; that is not padding: send the gzip data alone")
             return False
-        if not self._pending.startswith(formats.GZIP_MAGIC[: len(self._pending)]):
+        if self._padding or not self._pending.startswith(formats.GZIP_MAGIC[: len(self._pending)]):
             raise InvalidMediaError(reason="unexpected bytes after the end of the gzip data")
         if len(self._pending) < len(formats.GZIP_MAGIC):
             return False
@@ -130,10 +174,12 @@ class StreamDecoder:
     ...     sink.write(piece)
     """
 
-    def __init__(self, cap: int = formats.MAX_IMAGE_SIZE) -> None:
+    def __init__(self, cap: int = formats.MAX_IMAGE_SIZE, max_input: int | None = None) -> None:
+        """:param max_input: most input bytes accepted; default :func:`max_encoded_size`."""
         if cap <= 0:
             raise ValueError("cap must be positive")
         self.cap = cap
+        self.max_input = max_encoded_size(cap) if max_input is None else max_input
         #: "base64+gzip", "gzip", "base64", "raw" once known, else None.
         self.encoding: str | None = None
         #: formats.ISO9660 or formats.VFAT once the image's start has been seen.
@@ -153,6 +199,12 @@ class StreamDecoder:
         if self._finished:
             raise ValueError("feed() after finish()")
         self.bytes_in += len(chunk)
+        if self.bytes_in > self.max_input:
+            raise InvalidMediaError(
+                reason=f"more than {self.max_input} bytes of input, more than any encoding "
+                       f"of a {self.cap // (1024 * 1024)} MiB image takes (padding, "
+                       "whitespace or empty gzip data); send the drive as gzip+base64 "
+                       "without filler")
         if self.encoding is None:
             self._sniff_buffer += chunk
             if not self._enough_to_decide() or not self._decide(final=False):
@@ -279,9 +331,10 @@ class StreamDecoder:
             yield head[start : start + OUT_CHUNK]
 
 
-def iter_decode(chunks: Iterable[bytes], cap: int = formats.MAX_IMAGE_SIZE) -> Iterator[bytes]:
+def iter_decode(chunks: Iterable[bytes], cap: int = formats.MAX_IMAGE_SIZE,
+                max_input: int | None = None) -> Iterator[bytes]:
     """Decode an iterable of encoded chunks into raw image pieces (see :class:`StreamDecoder`)."""
-    decoder = StreamDecoder(cap)
+    decoder = StreamDecoder(cap, max_input)
     for chunk in chunks:
         yield from decoder.feed(chunk)
     yield from decoder.finish()

@@ -64,6 +64,8 @@ class DeployInsideIronicBase(db_base.DbTestCase):
         self.config(enabled_deploy_interfaces=["direct", "configdrive"])
         self.config(http_root=self.http_root.path, http_url=self.http_root.url, group="deploy")
         self.config(store="http", exposure="partition", group="configdrive")
+        # Users' URLs here point at loopback test servers, which the default policy refuses.
+        self.config(fetch_allowed_networks=["127.0.0.0/8"], group="configdrive")
         key_dir = self.useFixture(fixtures.TempDir()).path
         self.config(key_file=f"{key_dir}/configdrive.key", group="configdrive")
         self.config(automated_clean=True, group="conductor")

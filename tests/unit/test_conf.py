@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from oslo_config import cfg
 
 from ironic_configdrive import conf
@@ -15,6 +16,21 @@ def test_options_register_and_have_defaults():
     assert config.configdrive.format == "iso9660"
     assert config.configdrive.max_size == 64 * 1024 * 1024
     assert config.configdrive.cloudstack_layout is False
+    # Users' URLs: only global unicast addresses, any host name, two minutes in all.
+    assert config.configdrive.fetch_allowed_networks == []
+    assert config.configdrive.fetch_allowed_hosts == []
+    assert config.configdrive.fetch_deadline == 120
+
+
+def test_allowed_networks_must_be_cidrs():
+    config = cfg.ConfigOpts()
+    conf.register_opts(config)
+    config([], project="ironic")
+    config.set_override("fetch_allowed_networks", ["10.0.0.0/8", " fd00::/8"],
+                        group="configdrive")
+    assert config.configdrive.fetch_allowed_networks == ["10.0.0.0/8", "fd00::/8"]
+    with pytest.raises(ValueError, match="'10.0.0.300/8' does not appear to be an IPv4"):
+        config.set_override("fetch_allowed_networks", ["10.0.0.300/8"], group="configdrive")
 
 
 def test_sample_config_is_generated_through_the_entry_point(tmp_path):

@@ -199,6 +199,8 @@ class DeployTestBase(IronicTestCase):
         # Encryption at rest has its own tests (TestEncryptionAtRest); here the fake store
         # keeps plain images so tests can look at them.
         self.config(exposure="partition", encrypt_at_rest=False, group="configdrive")
+        # Users' URLs here point at loopback test servers, which the default policy refuses.
+        self.config(fetch_allowed_networks=["127.0.0.0/8"], group="configdrive")
         self.config(key_file=os.path.join(self.useFixture(fixtures.TempDir()).path, "kek"),
                     group="configdrive")
         self.store = FakeStore()
@@ -540,8 +542,10 @@ class TestRebuild(DeployTestBase):
         raw = self.store.objects[str(old.location)]
         fetched: list[str] = []
 
-        def fetch(url: str, cap: int, key: bytes | None = None) -> bytes:
+        def fetch(url: str, cap: int, key: bytes | None = None, policy: Any = None,
+                  **_: Any) -> bytes:
             assert key is None  # a plain stored drive: nothing to open
+            assert policy is lifecycle.source.TRUSTED  # our own store's URL
             fetched.append(url)
             return raw
 

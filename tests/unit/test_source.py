@@ -17,8 +17,11 @@ from ironic_configdrive.image.errors import (
     InvalidMediaError,
     SizeLimitExceeded,
 )
+from ironic_configdrive.url_policy import AddressPolicy
 
 NODE = "1be26c0b-03f2-4d2e-ae87-c02d7f33c123"
+#: The test servers listen on loopback, which the default policy refuses.
+LOOPBACK = AddressPolicy.from_options(["127.0.0.0/8"], [])
 DRIVE = {"meta_data": {"public_keys": {"k": "ssh-ed25519 AAAA"}}, "user_data": "#!/bin/sh\n"}
 
 
@@ -89,29 +92,35 @@ def test_encoded_forms(raw: bytes, encode: Any) -> None:
 
 def test_url_fetched_through_the_decoder(raw: bytes, server: _Server) -> None:
     server.routes["/cd?temp_url_sig=s3cr3t"] = (200, image.pack(raw).encode())
-    src = source.normalise(f"  {server.url}/cd?temp_url_sig=s3cr3t\n", node_uuid=NODE)
+    src = source.normalise(f"  {server.url}/cd?temp_url_sig=s3cr3t\n", node_uuid=NODE,
+                           policy=LOOPBACK)
     assert src.kind == "url" and src.image == raw
     assert server.requests == ["/cd?temp_url_sig=s3cr3t"]
 
 
-def test_url_http_error_masks_query(server: _Server) -> None:
+def test_url_http_error_gives_the_one_text(server: _Server,
+                                           caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(source.FetchError) as exc:
-        source.normalise(f"{server.url}/missing?temp_url_sig=s3cr3t", node_uuid=NODE)
-    assert "HTTP 404" in exc.value.message
-    assert "s3cr3t" not in exc.value.message
-    assert f"{server.url}/missing" in exc.value.message
+        source.normalise(f"{server.url}/missing?temp_url_sig=s3cr3t", node_uuid=NODE,
+                         policy=LOOPBACK)
+    assert exc.value.message == source.FetchError(url=f"{server.url}/missing?***").message
+    assert "404" not in exc.value.message and "s3cr3t" not in exc.value.message
+    # The cause is for the operator: in the conductor's log, masked, naming the node.
+    assert "answered HTTP 404" in caplog.text and NODE in caplog.text
+    assert "s3cr3t" not in caplog.text
 
 
-def test_url_connection_refused() -> None:
+def test_url_connection_refused(caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(source.FetchError) as exc:
-        source.fetch("http://127.0.0.1:9/cd?sig=s3cr3t", timeout=(2.0, 2.0))
-    assert "ConnectionError" in exc.value.message and "s3cr3t" not in exc.value.message
+        source.fetch("http://127.0.0.1:9/cd?sig=s3cr3t", timeout=(2.0, 2.0), policy=LOOPBACK)
+    assert exc.value.message == source.FetchError(url="http://127.0.0.1:9/cd?***").message
+    assert "Connection refused" in caplog.text and "s3cr3t" not in caplog.text
 
 
 def test_url_not_a_drive(server: _Server) -> None:
     server.routes["/cd"] = (200, b"<html>login page</html>")
     with pytest.raises(InvalidMediaError) as exc:
-        source.normalise(f"{server.url}/cd", node_uuid=NODE)
+        source.normalise(f"{server.url}/cd", node_uuid=NODE, policy=LOOPBACK)
     assert f"downloaded from {server.url}/cd" in exc.value.message
 
 
@@ -120,14 +129,26 @@ def test_url_over_the_cap(server: _Server) -> None:
                             "openstack/content/0000": bytes(2 * 1024 * 1024)})
     server.routes["/big"] = (200, gzip.compress(big))
     with pytest.raises(SizeLimitExceeded):
-        source.normalise(f"{server.url}/big", node_uuid=NODE, cap=1024 * 1024)
+        source.normalise(f"{server.url}/big", node_uuid=NODE, cap=1024 * 1024,
+                         policy=LOOPBACK)
 
 
-def test_passthrough_is_not_fetched() -> None:
-    src = source.normalise("https://example.invalid/cd?sig=x", node_uuid=NODE,
-                           allow_url_passthrough=True)
+def test_passthrough_is_not_fetched_but_checked() -> None:
+    src = source.normalise("http://127.0.0.1:9/cd?sig=x", node_uuid=NODE,
+                           allow_url_passthrough=True, policy=LOOPBACK)
     assert src.passthrough and src.image is None
-    assert src.passthrough_url == "https://example.invalid/cd?sig=x"
+    assert src.passthrough_url == "http://127.0.0.1:9/cd?sig=x"
+    with pytest.raises(source.FetchError) as exc:
+        source.normalise("http://169.254.169.254/latest/meta-data?sig=x", node_uuid=NODE,
+                         allow_url_passthrough=True)
+    assert "sig=x" not in exc.value.message
+
+
+def test_wire_cap_covers_base64_with_line_breaks() -> None:
+    cap = image.MAX_IMAGE_SIZE
+    # base64 -w 76 with CRLF of a cap-sized image fits, and not much more does.
+    lines = -(-cap // 57)
+    assert lines * 78 <= source.wire_cap(cap) < cap * 4 // 3 + cap // 16
 
 
 def test_unsupported_scheme() -> None:

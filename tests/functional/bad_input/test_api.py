@@ -16,7 +16,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from unittest import mock
+
 import pytest
+import urllib3.util.connection
 from ironic.common import exception
 from ironic.conductor import task_manager
 from oslo_utils import uuidutils
@@ -110,13 +113,16 @@ INLINE_CASES["json_uuid_not_string"] = (
     lambda: {**corpus.DRIVE, "meta_data": {"uuid": ["not", "a", "string"]}},
     "uuid must be a string", {})
 
-#: name -> (HTTP status or fault, phrase)
+#: name -> (HTTP status or fault, what the conductor's log says; the user sees ONE_TEXT)
 URL_CASES = {
-    "url_403": (403, "the server answered HTTP 403"),
-    "url_404": (404, "the server answered HTTP 404"),
-    "url_500": (500, "the server answered HTTP 500"),
-    "url_503": (503, "the server answered HTTP 503"),
+    "url_403": (403, "answered HTTP 403"),
+    "url_404": (404, "answered HTTP 404"),
+    "url_500": (500, "answered HTTP 500"),
+    "url_503": (503, "answered HTTP 503"),
 }
+#: Every refusal and failure before a 200 answer reads the same (no probe of the network).
+ONE_TEXT = ("the conductor does not fetch from that address, or got no config drive from it "
+            "(the conductor's log has the cause)")
 
 
 class _Cases(DeployInsideIronicBase):
@@ -166,12 +172,14 @@ def _inline_test(make: Callable[[], Any], phrase: str,
     return test
 
 
-def _url_test(status: int, phrase: str) -> Callable[[_Cases], None]:
+def _url_test(status: int, logged: str) -> Callable[[_Cases], None]:
     def test(self: _Cases) -> None:
         self.server.objects["/drive.gz"] = gzip.compress(corpus.iso())
         self.server.fault("/drive.gz", ("status", status))
         text = self._assert_refused(self.server.url("/drive.gz", f"temp_url_sig={SIG}"),
-                                    phrase)
+                                    ONE_TEXT)
+        self.assertNotIn(str(status), text.replace(str(self.server.port), ""))
+        self.assertIn(logged, self.logs.output)
         self.assertIn("could not download the config drive from", text)
         self.assertIn("/drive.gz?***", text)  # where from, with the query masked
         self.assertEqual(1, len(self.server.requests))  # fetched once, no silent retry
@@ -224,8 +232,38 @@ class TestBadConfigDriveThroughDeploy(_Cases):
         self.addCleanup(gen.close)
         server.objects["/drive.gz"] = gzip.compress(corpus.iso())
         text = self._assert_refused(server.url("/drive.gz", f"temp_url_sig={SIG}"),
-                                    "SSLError")
+                                    ONE_TEXT)
         self.assertIn(f"from https://127.0.0.1:{server.port}/drive.gz?***", text)
+        self.assertIn("CERTIFICATE_VERIFY_FAILED", self.logs.output)
+
+    def test_url_of_the_metadata_service_is_never_connected(self) -> None:
+        with mock.patch.object(urllib3.util.connection, "create_connection",
+                               side_effect=AssertionError("connected")) as connect:
+            text = self._assert_refused(
+                f"http://169.254.169.254/latest/meta-data/?temp_url_sig={SIG}", ONE_TEXT)
+        connect.assert_not_called()
+        self.assertIn("The config drive URL is not usable for node", text)
+        self.assertIn("169.254.169.254 is not a global unicast address", self.logs.output)
+
+    def test_url_of_loopback_is_refused_by_the_default_policy(self) -> None:
+        self.config(fetch_allowed_networks=[], group="configdrive")
+        self.server.objects["/drive.gz"] = gzip.compress(corpus.iso())
+        self._assert_refused(self.server.url("/drive.gz", f"temp_url_sig={SIG}"), ONE_TEXT)
+        self.assertEqual([], self.server.requests)
+
+    def test_url_with_content_encoding(self) -> None:
+        # requests used to undo this silently: a small answer inflating without bound.
+        self.server.objects["/drive.gz"] = gzip.compress(gzip.compress(corpus.iso()))
+        self.server.fault("/drive.gz", ("content_encoding", "gzip"))
+        self._assert_refused(self.server.url("/drive.gz", f"temp_url_sig={SIG}"),
+                             "sent the config drive with Content-Encoding: gzip")
+        self.assertEqual("identity", self.server.requests[0].accept_encoding)
+
+    def test_url_with_endless_gzip_padding(self) -> None:
+        self.server.objects["/drive.gz"] = gzip.compress(corpus.iso())
+        self.server.fault("/drive.gz", ("endless", b"\0"))
+        self._assert_refused(self.server.url("/drive.gz", f"temp_url_sig={SIG}"),
+                             "zero bytes follow the end of the gzip data")
 
 
 _install(TestBadConfigDriveThroughDeploy, INLINE_CASES, _inline_test)

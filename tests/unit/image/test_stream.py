@@ -9,7 +9,14 @@ import zlib
 import pytest
 
 from ironic_configdrive.image import errors, formats
-from ironic_configdrive.image.stream import OUT_CHUNK, StreamDecoder, iter_decode
+from ironic_configdrive.image.stream import (
+    B64_WHITESPACE_SLACK,
+    MAX_GZIP_PADDING,
+    OUT_CHUNK,
+    StreamDecoder,
+    iter_decode,
+    max_encoded_size,
+)
 
 
 def fake_iso(size: int = 64 * 1024, fill: bytes = b"") -> bytes:
@@ -194,3 +201,75 @@ def test_base64_padding_only_at_the_very_end(text):
     else:
         with pytest.raises(errors.InvalidMediaError, match="padding"):
             layer.feed(text)
+
+
+# -- input bounds: the output cap alone let padding and whitespace stream in without end ----
+
+def _feed_until_refused(dec: StreamDecoder, chunk: bytes, most: int) -> tuple[int, str]:
+    """Feed ``chunk`` again and again; the input taken when the decoder refused."""
+    with pytest.raises(errors.InvalidMediaError) as exc:
+        while dec.bytes_in < most:
+            for _ in dec.feed(chunk):
+                pass
+    assert dec.bytes_in < most, "the decoder never refused"
+    return dec.bytes_in, exc.value.message
+
+
+def test_gzip_padding_is_bounded():
+    dec = StreamDecoder()
+    list(dec.feed(gzip.compress(IMAGE)))
+    taken, message = _feed_until_refused(dec, bytes(64 * 1024), 1 << 30)
+    assert taken <= len(gzip.compress(IMAGE)) + MAX_GZIP_PADDING + 64 * 1024
+    assert "zero bytes follow the end of the gzip data" in message
+
+
+def test_gzip_padding_up_to_the_bound_is_accepted():
+    data = gzip.compress(IMAGE) + bytes(MAX_GZIP_PADDING)
+    assert decode(chunked(data, 100_000))[1] == IMAGE
+
+
+def test_no_gzip_member_after_padding():
+    data = gzip.compress(IMAGE) + bytes(512)
+    with pytest.raises(errors.InvalidMediaError, match="after the end of the gzip"):
+        decode([data, gzip.compress(b"")])
+
+
+def test_base64_whitespace_is_bounded():
+    dec = StreamDecoder()
+    list(dec.feed(base64.b64encode(gzip.compress(IMAGE))))
+    taken, message = _feed_until_refused(dec, b" \r\n\t" * 16384, 1 << 30)
+    assert taken <= len(base64.b64encode(gzip.compress(IMAGE))) * 2 + B64_WHITESPACE_SLACK
+    assert "more than line breaks need" in message
+
+
+@pytest.mark.parametrize("line", [16, 64, 76])
+def test_base64_line_breaks_are_accepted(line):
+    text = base64.b64encode(gzip.compress(IMAGE))
+    lines = b"\r\n".join(text[i : i + line] for i in range(0, len(text), line))
+    assert decode(chunked(b"\n" * 1000 + lines + b"\r\n" * 1000, 4096))[1] == IMAGE
+
+
+def test_empty_gzip_members_are_bounded_by_the_input_limit():
+    cap = 1024 * 1024
+    dec = StreamDecoder(cap)
+    list(dec.feed(gzip.compress(IMAGE)))
+    members = gzip.compress(b"") * 3000  # inflate to nothing, forever
+    taken, message = _feed_until_refused(dec, members, 1 << 30)
+    assert dec.max_input == max_encoded_size(cap)
+    assert max_encoded_size(cap) < taken <= max_encoded_size(cap) + len(members)
+    assert "more than any encoding of a 1 MiB image takes" in message
+
+
+def test_max_input_can_be_given():
+    dec = StreamDecoder(max_input=1000)
+    with pytest.raises(errors.InvalidMediaError, match="more than 1000 bytes of input"):
+        list(dec.feed(base64.b64encode(gzip.compress(IMAGE))))
+
+
+def test_the_largest_valid_encoding_fits_the_input_limit():
+    # Incompressible content, gzip, full padding, base64 in 16-character CRLF lines.
+    image = fake_iso(256 * 1024, fill=random.Random(3).randbytes(200 * 1024))
+    text = base64.b64encode(gzip.compress(image) + bytes(MAX_GZIP_PADDING))
+    lines = b"\r\n".join(text[i : i + 16] for i in range(0, len(text), 16))
+    assert len(lines) <= max_encoded_size(len(image))
+    assert decode(chunked(lines, 65536), cap=len(image))[1] == image

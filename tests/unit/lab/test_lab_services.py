@@ -112,6 +112,8 @@ def test_ironic_conf_points_at_the_lab_swift(tmp_path: Path) -> None:
     conf.read(path)
     assert conf["configdrive"]["store"] == "http"
     assert not conf.has_option("configdrive", "swift_key")
+    # URLs of the lab's own servers may be fetched: loopback is allowed, nothing else.
+    assert conf["configdrive"]["fetch_allowed_networks"] == "127.0.0.0/8"
 
 
 def test_bmc_system_is_stable_per_workdir(tmp_path: Path) -> None:
