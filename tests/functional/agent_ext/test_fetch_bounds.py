@@ -100,7 +100,8 @@ def test_a_compressed_answer_is_refused_before_the_disk_is_touched(
 
 
 def test_an_unusable_download_timeout_is_refused_at_once(agent: Agent) -> None:
-    with pytest.raises(ipa_errors.InvalidCommandParamsError, match="download_timeout"):
+    with pytest.raises(ipa_errors.InvalidCommandParamsError,
+                       match="download_timeout 0 is outside"):
         agent.execute_command("configdrive.write", device="/dev/null",
                               configdrive="http://127.0.0.1:9/o", download_timeout=0)
 

@@ -253,9 +253,11 @@ class TestConfigDriveExtension(ipa_test_base.IronicAgentTest):
         self.assertEqual([30.0, 2.5, extension.DEFAULT_DOWNLOAD_TIMEOUT], seen)
 
     def test_bad_download_timeout_is_rejected_synchronously(self) -> None:
-        for bad in (0, -5, 86401, float("nan"), float("inf"), True, "60", [60]):
+        outside, not_numbers = (0, -5, 86401, float("nan"), float("inf")), (True, "60", [60])
+        for bad in (*outside, *not_numbers):
+            reason = "is outside 1..86400 seconds" if bad in outside else "must be a number"
             with pytest.raises(ipa_errors.InvalidCommandParamsError,
-                               match="download_timeout") as caught:
+                               match=f"download_timeout .*{reason}") as caught:
                 self.agent.execute_command("configdrive.write", device=DEV,
                                            url="https://store/x", download_timeout=bad)
             self.assertEqual("InvalidInputError", caught.value.error_type)

@@ -274,6 +274,8 @@ def test_deadline_ends_a_body_trickling_byte_by_byte(
     with pytest.raises(DownloadDeadlineExceeded, match="within 0.5 s") as caught:
         list(source)
     assert source.received < 400 and SIG not in caught.value.message
+    # The watchdog cut the read that was waiting for its chunk: the rest was never sent.
+    assert server.sent["/o"] < 400
     assert isinstance(caught.value, TransferError)
 
 
