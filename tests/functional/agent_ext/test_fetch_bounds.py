@@ -17,10 +17,18 @@ import pytest
 from ironic_python_agent import encoding
 from ironic_python_agent import errors as ipa_errors
 
-from agent_ext.fetch import CHUNK_SIZE, WIRE_CAP
+from agent_ext.errors import DownloadDeadlineExceeded
+from agent_ext.fetch import CHUNK_SIZE, WIRE_CAP, FetchOptions, HTTPSource
 from ironic_configdrive.image import build_image
 from tests.fixtures import http as http_fixture
-from tests.functional.agent_ext.conftest import Agent, b64gz, disk_nodes, read_node, sha256
+from tests.functional.agent_ext.conftest import (
+    Agent,
+    TLSFiles,
+    b64gz,
+    disk_nodes,
+    read_node,
+    sha256,
+)
 from tests.functional.agent_ext.disk.conftest import blkid_config_drives, sgdisk
 
 pytestmark = pytest.mark.loopdev
@@ -131,3 +139,16 @@ def test_no_url_secret_in_any_debug_line_of_a_write(
     assert any(f'"GET /configdrive/{masked_path} HTTP/1.1" 500' in line for line in lines)
     assert any(line.startswith("Incremented Retry") for line in lines)
     assert any("resuming" in line for line in lines)
+
+
+def test_the_deadline_also_cuts_a_tls_trickle(tls_server: http_fixture.ObjectServer,
+                                              tls_files: TLSFiles) -> None:
+    # The watchdog shuts the TLS connection's socket down under the SSL layer.
+    tls_server.objects["/o"] = os.urandom(400)
+    tls_server.fault("/o", ("trickle", 0.01))
+    options = FetchOptions(verify=tls_files.ca, retries=2, backoff_factor=0.0,
+                           connect_timeout=30, read_timeout=30, download_timeout=0.5)
+    source = HTTPSource(tls_server.url("/o"), options)
+    with pytest.raises(DownloadDeadlineExceeded):
+        list(source)
+    assert tls_server.sent["/o"] < 400
