@@ -470,9 +470,9 @@ class HTTPSource:
         if encoding not in ("", "identity"):
             resp.close()
             raise self._error(
-                f"the server answered with Content-Encoding {encoding!r} although the agent "
-                "asked for identity; configure the store (or proxy) not to compress it, the "
-                "drive is compressed already")
+                f"the server answered with Content-Encoding {encoding[:40]!r} although the "
+                "agent asked for identity; configure the store (or proxy) not to compress "
+                "it, the drive is compressed already")
 
     def _check_length(self, resp: requests.Response, length: int) -> None:
         cap = self.options.max_wire_bytes
