@@ -36,6 +36,14 @@ class TransferError(AgentConfigDriveError):
     message_template = "download of the config drive from {url} failed: {reason}"
 
 
+class DownloadTooLarge(TransferError):
+    """The server sent (or announced) more bytes than any valid encoded drive takes."""
+
+
+class DownloadDeadlineExceeded(TransferError):
+    """The download (retries and resumes included) did not finish within its deadline."""
+
+
 class VerificationError(AgentConfigDriveError):
     """What was received or written does not match the expected size or sha256."""
 
@@ -43,5 +51,5 @@ class VerificationError(AgentConfigDriveError):
     message_template = "config drive verification failed on {device}: {reason}"
 
 
-__all__ = ["AgentConfigDriveError", "DeviceError", "InvalidInputError", "TransferError",
-           "VerificationError"]
+__all__ = ["AgentConfigDriveError", "DeviceError", "DownloadDeadlineExceeded",
+           "DownloadTooLarge", "InvalidInputError", "TransferError", "VerificationError"]

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from ironic_python_agent import errors as ipa_errors
 from ironic_python_agent import hardware
@@ -25,8 +26,9 @@ from ironic_python_agent.extensions import base
 from agent_ext import pipeline
 from agent_ext.disk import devices
 from agent_ext.errors import DeviceError
-from agent_ext.fetch import FetchOptions
+from agent_ext.fetch import DEFAULT_DOWNLOAD_TIMEOUT, FetchOptions
 from ironic_configdrive.image.errors import ConfigDriveError, InvalidInputError
+from ironic_configdrive.masking import install_record_masking
 
 LOG = logging.getLogger(__name__)
 
@@ -146,7 +148,28 @@ def _check_device_choice(device: str | None, from_operator: bool) -> None:
 
 
 _WRITE_PARAMS = frozenset({"device", "configdrive", "url", "data", "sha256", "size", "target",
-                           "format", "proxies", "no_proxy", FROM_OPERATOR})
+                           "format", "proxies", "no_proxy", "download_timeout",
+                           FROM_OPERATOR})
+#: Bounds of ``download_timeout`` in seconds: a day is far beyond any sane deploy step.
+MIN_DOWNLOAD_TIMEOUT: Final = 1.0
+MAX_DOWNLOAD_TIMEOUT: Final = 86400.0
+
+
+def check_download_timeout(value: Any) -> float:
+    """``download_timeout`` as seconds: :data:`DEFAULT_DOWNLOAD_TIMEOUT` when absent."""
+    if value is None:
+        return DEFAULT_DOWNLOAD_TIMEOUT
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInputError(
+            reason=f"download_timeout must be a number of seconds, not {value!r}")
+    seconds = float(value)
+    if not (math.isfinite(seconds)
+            and MIN_DOWNLOAD_TIMEOUT <= seconds <= MAX_DOWNLOAD_TIMEOUT):
+        raise InvalidInputError(
+            reason=f"download_timeout {value!r} is outside {MIN_DOWNLOAD_TIMEOUT:g}.."
+                   f"{MAX_DOWNLOAD_TIMEOUT:g} seconds; fix [configdrive]"
+                   "agent_download_timeout on the conductor")
+    return seconds
 _DEVICE_PARAMS = frozenset({"device"})
 
 
@@ -175,6 +198,7 @@ def _validate_write(ext: Any, **params: Any) -> None:
         if params.get("target", "partition") not in pipeline.TARGETS:
             raise InvalidInputError(
                 reason=f"target must be one of {', '.join(pipeline.TARGETS)}")
+        check_download_timeout(params.get("download_timeout"))
     except ConfigDriveError as exc:
         raise ConfigDriveParamsError(exc) from None
 
@@ -190,6 +214,12 @@ def _validate_device(ext: Any, **params: Any) -> None:
 class ConfigDriveExtension(base.BaseAgentExtension):
     """Write, inspect and remove config drives on the disk the conductor names."""
 
+    def __init__(self, agent: Any = None) -> None:
+        super().__init__(agent=agent)
+        # Every log line of this process from here on (urllib3's, requests', ours) hides
+        # temp URL signatures and the http store's secret file names.
+        install_record_masking()
+
     @base.async_command("write", _validate_write)
     @_as_rest_errors
     def write(self, device: str | None = None, configdrive: str | dict[str, Any] | None = None,
@@ -198,7 +228,8 @@ class ConfigDriveExtension(base.BaseAgentExtension):
               format: str | None = None,  # the command parameter IPA callers use
               proxies: dict[str, str] | None = None,
               no_proxy: str | None = None,
-              device_from_operator: bool = False) -> dict[str, Any]:
+              device_from_operator: bool = False,
+              download_timeout: float | None = None) -> dict[str, Any]:
         """Stream, verify and write a config drive; see :func:`pipeline.write_config_drive`.
 
         :param device: the disk to write to (required: the agent never guesses), or
@@ -213,10 +244,14 @@ class ConfigDriveExtension(base.BaseAgentExtension):
         :param no_proxy: hosts to reach directly.
         :param device_from_operator: the operator named ``device`` (driver_info); otherwise
             an explicit device must be the disk the root device hints choose.
+        :param download_timeout: seconds for the whole download, retries and resumes
+            included (the conductor derives it from how long it waits for the command).
         """
         _check_device_choice(device, device_from_operator)
         url, data, key = _source(configdrive, url, data)
-        options = FetchOptions.from_ipa_config(proxies=proxies or None, no_proxy=no_proxy)
+        options = FetchOptions.from_ipa_config(
+            proxies=proxies or None, no_proxy=no_proxy,
+            download_timeout=check_download_timeout(download_timeout))
         return pipeline.write_config_drive(
             _resolve_device(device), url=url, data=data, sha256=sha256, size=size, target=target,
             image_format=format, fetch_options=options, key=key)

@@ -5,6 +5,13 @@ file. Connection setup and 5xx answers are retried by urllib3's :class:`Retry` (
 backoff); a body that breaks mid-way is resumed with ``Range: bytes=N-`` guarded by
 ``If-Range``, so a flaky link costs one more request, not the whole transfer.
 
+Hostile or broken servers are bounded three ways: at most :data:`WIRE_CAP` bytes are read
+(counted as they come off the connection, before any decoding), a ``Content-Encoding`` other
+than ``identity`` is refused before the body is read, and the whole download (retries and
+resumes included) has a deadline: connect and read timeouts shrink to the time left, retry
+sleeps too, and a watchdog shuts the socket of the request in flight when it passes, so a
+server trickling a byte at a time cannot outlive it.
+
 Temp URLs carry their signature in the query string, so only :func:`mask_url` output ever
 reaches a log line or an error message.
 """
@@ -14,18 +21,29 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3 import poolmanager
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
-from agent_ext.errors import InvalidInputError, TransferError
-from ironic_configdrive.masking import install_log_filter, mask_query_strings, mask_url
+from agent_ext.errors import (
+    DownloadDeadlineExceeded,
+    DownloadTooLarge,
+    InvalidInputError,
+    TransferError,
+)
+from ironic_configdrive.image.formats import MAX_IMAGE_SIZE
+from ironic_configdrive.masking import install_record_masking, mask_query_strings, mask_url
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -36,13 +54,16 @@ CHUNK_SIZE = 256 * 1024
 #: Redirects followed per request: a store or proxy needs one or two, never thirty.
 MAX_REDIRECTS = 3
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
+#: Most bytes read off the wire for one drive: base64 of the largest decoded image (4/3 of
+#: the 64 MiB cap) plus room for line breaks, gzip and sealing overhead. Anything longer is
+#: not a valid drive, whatever the decoder would make of it.
+WIRE_CAP: Final = MAX_IMAGE_SIZE * 4 // 3 + 8 * 1024 * 1024
+#: Seconds for a whole download when the conductor does not say (three quarters of the
+#: conductor's default [configdrive]agent_command_timeout, so the agent gives up first).
+DEFAULT_DOWNLOAD_TIMEOUT: Final = 450.0
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 # Errors while reading the body that a Range request can recover from.
 _BODY_ERRORS = (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError)
-
-
-# urllib3 quotes request paths (temp URL signatures included) in its own log lines.
-install_log_filter("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +88,10 @@ class FetchOptions:
     no_proxy: str | None = None
     #: TLS policy (minimum version, ciphers) as IPA builds it; None uses urllib3's default.
     ssl_context: ssl.SSLContext | None = None
+    #: Seconds for the whole download: every retry, resume and backoff sleep included.
+    download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT
+    #: Most body bytes read (as sent, before any decoding); more fails the download.
+    max_wire_bytes: int = WIRE_CAP
 
     @classmethod
     def from_ipa_config(cls, conf: Any = None, **overrides: Any) -> FetchOptions:
@@ -131,11 +156,128 @@ class _TLSAdapter(HTTPAdapter):
         if self._ssl_context is not None:
             kwargs["ssl_context"] = self._ssl_context
         super().init_poolmanager(*args, **kwargs)
+        _watch_pools(self.poolmanager)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         if self._ssl_context is not None:
             proxy_kwargs["ssl_context"] = self._ssl_context
-        return super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        _watch_pools(manager)
+        return manager
+
+
+class Deadline:
+    """The time left for one download, shared by its requests, retries and resumes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - time.monotonic())
+
+
+class _DeadlinePassed(Exception):  # noqa: N818 (internal signal, turned into our error)
+    """Raised inside urllib3 once the deadline passed; deliberately not an OSError or
+    HTTPError, so urllib3 does not retry it."""
+
+
+class _Watchdog:
+    """Shuts the socket of the request in flight down when the deadline passes.
+
+    Socket timeouts bound each ``recv``, not their sum: a server sending one byte per
+    second never trips them. Shutting the socket down wakes the blocked read at once.
+    """
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.fired = False
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._timer = threading.Timer(deadline.remaining(), self._fire)
+        self._timer.daemon = True
+        self._timer.name = "configdrive-fetch-deadline"
+        self._timer.start()
+
+    def watch(self, conn: Any) -> None:
+        with self._lock:
+            if self.fired:
+                raise _DeadlinePassed
+            self._conn = conn
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sock = getattr(self._conn, "sock", None)
+        if sock is not None and not isinstance(sock, socket.socket):
+            sock = getattr(sock, "socket", None)  # urllib3's TLS-in-TLS transport
+        if isinstance(sock, socket.socket):
+            try:
+                # The plain socket's shutdown, also for TLS: it leaves the SSL object to
+                # the reading thread, which then sees end of stream.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+
+# The watchdog of the download running in this thread; the pools below report to it each
+# connection a request goes out on (requests gives no other hook before the headers).
+_IN_FLIGHT = threading.local()
+
+
+def _report(conn: Any) -> None:
+    watchdog = getattr(_IN_FLIGHT, "watchdog", None)
+    if watchdog is not None:
+        watchdog.watch(conn)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+        _report(conn)
+        return super()._make_request(conn, *args, **kwargs)
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+        _report(conn)
+        return super()._make_request(conn, *args, **kwargs)
+
+
+_WATCHED_POOLS: Final = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+def _watch_pools(manager: Any) -> None:
+    # Only managers using urllib3's own pools (SOCKS proxies bring theirs).
+    if manager.pool_classes_by_scheme is poolmanager.pool_classes_by_scheme:
+        manager.pool_classes_by_scheme = _WATCHED_POOLS
+
+
+class _DeadlineRetry(Retry):
+    """urllib3's Retry whose sleeps (backoff, Retry-After) never outlast the deadline."""
+
+    deadline: Deadline | None = None
+
+    def new(self, **kw: Any) -> _DeadlineRetry:
+        retry = super().new(**kw)
+        retry.deadline = self.deadline
+        return retry
+
+    def _capped(self, seconds: float) -> float:
+        if self.deadline is None:
+            return seconds
+        left = self.deadline.remaining()
+        if left <= 0:
+            raise _DeadlinePassed
+        return min(seconds, left)
+
+    def get_backoff_time(self) -> float:
+        return self._capped(super().get_backoff_time())
+
+    def get_retry_after(self, response: Any) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else self._capped(seconds)
 
 
 class UnsafeRedirect(requests.exceptions.RequestException):
@@ -159,7 +301,7 @@ class _Session(requests.Session):
         return target
 
 
-class _ReportingRetry(Retry):
+class _ReportingRetry(_DeadlineRetry):
     """urllib3's Retry, saying at WARNING why each retry happens (a 503 or a refused
     connection), so a slow failure is never a silent one. No URL: it would carry secrets."""
 
@@ -181,9 +323,13 @@ class _ReportingRetry(Retry):
         return retry
 
 
-def make_session(options: FetchOptions) -> requests.Session:
-    """A session whose adapter retries connects and 5xx answers with backoff."""
+def make_session(options: FetchOptions, deadline: Deadline | None = None) -> requests.Session:
+    """A session whose adapter retries connects and 5xx answers with backoff.
+
+    With ``deadline``, no retry sleep outlasts it.
+    """
     retry = _ReportingRetry(
+
         total=options.retries,
         connect=options.retries,
         read=options.retries,
@@ -198,6 +344,7 @@ def make_session(options: FetchOptions) -> requests.Session:
         raise_on_status=False,
         respect_retry_after_header=True,
     )
+    retry.deadline = deadline
     session = _Session()
     session.max_redirects = MAX_REDIRECTS
     adapter = _TLSAdapter(options.ssl_context, max_retries=retry, pool_connections=1,
@@ -213,7 +360,8 @@ def make_session(options: FetchOptions) -> requests.Session:
         # requests honours a "no_proxy" entry in the proxies mapping; unlike IPA's image
         # download we do not change the process environment.
         session.proxies["no_proxy"] = options.no_proxy
-    # Byte offsets for Range resume must count the bytes as stored, not a re-encoding.
+    # Byte offsets for Range resume and the wire cap count the bytes as stored, not a
+    # re-encoding; an answer in another encoding is refused (HTTPSource._check_encoding).
     session.headers["Accept-Encoding"] = "identity"
     return session
 
@@ -222,7 +370,8 @@ class HTTPSource:
     """Iterate over the body of ``url`` in chunks, resuming a broken transfer.
 
     Attributes after (or during) iteration: ``total`` (Content-Length or ``None``),
-    ``received`` (bytes yielded) and ``resumes`` (Range requests made).
+    ``received`` (body bytes read off the wire, all requests together) and ``resumes``
+    (Range requests made).
     """
 
     def __init__(self, url: str, options: FetchOptions | None = None,
@@ -240,51 +389,85 @@ class HTTPSource:
         self.received = 0
         self.resumes = 0
         self._validator: str | None = None
+        self._deadline: Deadline | None = None
+        self._watchdog: _Watchdog | None = None
 
     def _error(self, reason: str) -> TransferError:
         return TransferError(url=self.safe_url, reason=reason)
 
+    def _deadline_passed(self) -> bool:
+        return ((self._watchdog is not None and self._watchdog.fired)
+                or (self._deadline is not None and self._deadline.remaining() <= 0))
+
+    def _deadline_error(self) -> DownloadDeadlineExceeded:
+        return DownloadDeadlineExceeded(
+            url=self.safe_url,
+            reason=f"it did not finish within {self.options.download_timeout:g} s "
+                   f"({self.received} bytes read, {self.resumes} resumes); the store or the "
+                   "network is stalled or too slow: check them, or give the download more "
+                   "time ([configdrive]agent_download_timeout on the conductor)")
+
+    def _timeouts(self) -> tuple[float, float]:
+        """Connect and read timeouts, never longer than what is left of the deadline."""
+        connect, read = self.options.connect_timeout, self.options.read_timeout
+        if self._deadline is None:
+            return connect, read
+        left = self._deadline.remaining()
+        if left <= 0:
+            raise self._deadline_error()
+        return min(connect, left), min(read, left)
+
     def _request(self, headers: dict[str, str]) -> requests.Response:
         assert self._session is not None
-        timeout = (self.options.connect_timeout, self.options.read_timeout)
+        timeout = self._timeouts()
+        _IN_FLIGHT.watchdog = self._watchdog
         try:
             # verify/cert per request: a session-level value loses to REQUESTS_CA_BUNDLE
             # from the environment (requests' merge order).
             return self._session.get(self.url, headers=headers, stream=True, timeout=timeout,
                                      verify=self.options.verify, cert=self.options.cert)
-        except requests.exceptions.SSLError as exc:
-            raise self._error(
-                "TLS verification failed "
-                f"({_root_cause(exc)}); give the CA bundle that signed the server's "
-                "certificate (IPA [DEFAULT]cafile, or --cafile) or fix the server "
-                "certificate") from None
-        except requests.exceptions.ConnectTimeout:
-            raise self._error(
-                f"connecting timed out after {self.options.connect_timeout:g} s "
-                f"({self.options.retries} retries); check the network path to the "
-                "store") from None
-        except requests.exceptions.ReadTimeout:
-            raise self._error(
-                f"no answer within {self.options.read_timeout:g} s "
-                f"({self.options.retries} retries); the store is overloaded or "
-                "unreachable") from None
-        except requests.exceptions.ProxyError as exc:
-            raise self._error(f"proxy failure ({_root_cause(exc)}); check the proxies "
-                              "given with the command") from None
-        except UnsafeRedirect as exc:
-            raise self._error(f"{exc}; give the final https URL of the store") from None
-        except requests.exceptions.TooManyRedirects:
-            raise self._error(f"more than {MAX_REDIRECTS} redirects; give the final URL of "
-                              "the store") from None
-        except requests.exceptions.RetryError as exc:
-            raise self._error(f"gave up after {self.options.retries} retries "
-                              f"({_root_cause(exc)})") from None
-        except requests.exceptions.ConnectionError as exc:
-            raise self._error(
-                f"cannot connect after {self.options.retries} retries "
-                f"({_root_cause(exc)}); check that the store is up and reachable") from None
+        except _DeadlinePassed:
+            raise self._deadline_error() from None
         except requests.exceptions.RequestException as exc:
-            raise self._error(f"request failed ({_root_cause(exc)})") from None
+            if self._deadline_passed():
+                raise self._deadline_error() from None
+            raise self._request_error(exc) from None
+        finally:
+            _IN_FLIGHT.watchdog = None
+
+    def _request_error(self, exc: requests.exceptions.RequestException) -> TransferError:
+        """Our error for a failed request: the cause and what to do, no URL secrets."""
+        exceptions = requests.exceptions
+        retries = self.options.retries
+        # Most specific first: SSLError, ConnectTimeout and ProxyError are ConnectionErrors.
+        if isinstance(exc, exceptions.SSLError):
+            return self._error(
+                f"TLS verification failed ({_root_cause(exc)}); give the CA bundle that "
+                "signed the server's certificate (IPA [DEFAULT]cafile, or --cafile) or fix "
+                "the server certificate")
+        if isinstance(exc, exceptions.ConnectTimeout):
+            return self._error(
+                f"connecting timed out after {self.options.connect_timeout:g} s ({retries} "
+                "retries); check the network path to the store")
+        if isinstance(exc, exceptions.ReadTimeout):
+            return self._error(
+                f"no answer within {self.options.read_timeout:g} s ({retries} retries); the "
+                "store is overloaded or unreachable")
+        if isinstance(exc, exceptions.ProxyError):
+            return self._error(f"proxy failure ({_root_cause(exc)}); check the proxies "
+                               "given with the command")
+        if isinstance(exc, UnsafeRedirect):
+            return self._error(f"{exc}; give the final https URL of the store")
+        if isinstance(exc, exceptions.TooManyRedirects):
+            return self._error(f"more than {MAX_REDIRECTS} redirects; give the final URL of "
+                               "the store")
+        if isinstance(exc, exceptions.RetryError):
+            return self._error(f"gave up after {retries} retries ({_root_cause(exc)})")
+        if isinstance(exc, exceptions.ConnectionError):
+            return self._error(
+                f"cannot connect after {retries} retries ({_root_cause(exc)}); check that "
+                "the store is up and reachable")
+        return self._error(f"request failed ({_root_cause(exc)})")
 
     def _check_status(self, resp: requests.Response) -> None:
         code = resp.status_code
@@ -307,14 +490,37 @@ class HTTPSource:
                 "the store (Swift proxy / HTTP server) and retry")
         raise self._error(f"unexpected HTTP {code} {resp.reason}")
 
+    def _check_encoding(self, resp: requests.Response) -> None:
+        """Refuse a body the server re-encoded: offsets and the cap count stored bytes."""
+        encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            resp.close()
+            raise self._error(
+                f"the server answered with Content-Encoding {encoding[:40]!r} although the "
+                "agent asked for identity; configure the store (or proxy) not to compress "
+                "it, the drive is compressed already")
+
+    def _check_length(self, resp: requests.Response, length: int) -> None:
+        cap = self.options.max_wire_bytes
+        if length > cap:
+            resp.close()
+            raise DownloadTooLarge(
+                url=self.safe_url,
+                reason=f"the server announces {length} bytes, more than the {cap} bytes of "
+                       "the largest encoded config drive; the URL does not serve a config "
+                       "drive")
+
     def _open(self) -> requests.Response:
         resp = self._request({})
         self._check_status(resp)
         if resp.status_code != 200:
             resp.close()
             raise self._error(f"unexpected HTTP {resp.status_code} to a plain GET")
+        self._check_encoding(resp)
         length = resp.headers.get("Content-Length")
         self.total = int(length) if length and length.isdigit() else None
+        if self.total is not None:
+            self._check_length(resp, self.total)
         etag = resp.headers.get("ETag")
         if etag and not etag.startswith("W/"):
             self._validator = etag
@@ -342,12 +548,20 @@ class HTTPSource:
             raise self._error(
                 f"resume at byte {self.received} got a mismatching Content-Range "
                 f"{resp.headers.get('Content-Range')!r}; the object changed on the store")
+        self._check_encoding(resp)
+        if match.group(3) != "*":
+            self._check_length(resp, int(match.group(3)))
         return resp
 
     def __iter__(self) -> Iterator[bytes]:
+        # urllib3 quotes request paths (temp URL signatures, store names) at DEBUG; the
+        # extension installs this when it loads, the CLI and other callers get it here.
+        install_record_masking()
         own_session = self._session is None
+        self._deadline = Deadline(self.options.download_timeout)
+        self._watchdog = watchdog = _Watchdog(self._deadline)
         if own_session:
-            self._session = make_session(self.options)
+            self._session = make_session(self.options, self._deadline)
         try:
             resp = self._open()
             while True:
@@ -355,6 +569,8 @@ class HTTPSource:
                     yield from self._read_body(resp)
                 except _BODY_ERRORS as exc:
                     resp.close()
+                    if self._deadline_passed():
+                        raise self._deadline_error() from None
                     if self.resumes >= self.options.max_resumes:
                         raise self._error(
                             f"connection lost after {self.received} bytes and "
@@ -377,6 +593,7 @@ class HTTPSource:
                     continue
                 return
         finally:
+            watchdog.stop()
             if own_session and self._session is not None:
                 self._session.close()
                 self._session = None
@@ -384,11 +601,23 @@ class HTTPSource:
     def _read_body(self, resp: requests.Response) -> Iterator[bytes]:
         raw = resp.raw
         size = self.options.chunk_size
+        cap = self.options.max_wire_bytes
         while True:
-            chunk = raw.read(size, decode_content=False)
+            # One byte beyond the cap is enough to know it was exceeded.
+            chunk = raw.read(min(size, cap + 1 - self.received), decode_content=False)
+            if self._deadline_passed():
+                resp.close()
+                raise self._deadline_error()
             if not chunk:
                 return
             self.received += len(chunk)
+            if self.received > cap:
+                resp.close()
+                raise DownloadTooLarge(
+                    url=self.safe_url,
+                    reason=f"the server sent more than {cap} bytes, the most any encoded "
+                           "config drive takes; the URL does not serve a config drive or the "
+                           "server is broken")
             yield chunk
 
 

@@ -1,7 +1,8 @@
 """Where the encoded config drive comes from: an HTTP(S) URL, inline text, or a local file.
 
 Each source is an iterable of encoded chunks of at most ``fetch.CHUNK_SIZE`` bytes, so the
-pipeline never holds a whole download.
+pipeline never holds a whole download. Every source is held to ``fetch.WIRE_CAP`` encoded
+bytes (the HTTP source counts them off the connection itself).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 
 from agent_ext.errors import InvalidInputError
-from agent_ext.fetch import CHUNK_SIZE, FetchOptions, HTTPSource
+from agent_ext.fetch import CHUNK_SIZE, WIRE_CAP, FetchOptions, HTTPSource
 
 
 @dataclasses.dataclass
@@ -26,9 +27,19 @@ def _inline_chunks(data: bytes) -> Iterator[bytes]:
         yield bytes(view[start : start + CHUNK_SIZE])
 
 
+def _too_large(what: str) -> InvalidInputError:
+    return InvalidInputError(
+        reason=f"{what} is larger than {WIRE_CAP} bytes, the most any encoded config drive "
+               "takes; it is not a config drive")
+
+
 def _file_chunks(path: str) -> Iterator[bytes]:
+    read = 0
     with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
+        while chunk := handle.read(min(CHUNK_SIZE, WIRE_CAP + 1 - read)):
+            read += len(chunk)
+            if read > WIRE_CAP:
+                raise _too_large(f"config drive file {path}")
             yield chunk
 
 
@@ -63,4 +74,6 @@ def open_source(url: str | None, data: str | bytes | None, file: str | None,
         raise InvalidInputError(
             reason=f"inline config drive data must be a string, not {type(data).__name__}; "
                    "build the image on the conductor and send it encoded")
+    if len(raw) > WIRE_CAP:
+        raise _too_large("inline config drive data")
     return Source(_inline_chunks(raw), f"inline data ({len(raw)} bytes)")

@@ -195,8 +195,18 @@ fetch_opts = [
                     "included; the node's lock is held meanwhile."),
 ]
 
+agent_download_opts = [
+    cfg.IntOpt("agent_download_timeout", min=1, max=86400,
+               help="Seconds the agent may spend downloading a config drive for one "
+                    "configdrive.write, every retry, resume and backoff included; a store "
+                    "that stalls or sends a byte at a time then fails the write with a "
+                    "clear error. Unset: three quarters of agent_command_timeout, so the "
+                    "agent gives up and says why before the conductor stops waiting. Keep "
+                    "it below agent_command_timeout."),
+]
+
 ALL_OPTS = [*image_opts, *store_opts, *exposure_opts, *encryption_opts, *reconcile_opts,
-            *instance_override_opts, *fetch_opts]
+            *instance_override_opts, *fetch_opts, *agent_download_opts]
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

@@ -8,6 +8,9 @@
 * sushy logs request bodies and resources at DEBUG, virtual media URLs included: those carry
   temp URL signatures or the http store's secret file names, which :func:`masking.scrub`
   hides.
+* Every other log record of the conductor process (urllib3 quotes request paths at DEBUG,
+  requests' errors quote URLs, swiftclient logs requests) goes through
+  :func:`masking.install_record_masking`, which masks both kinds of URL secret.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 from oslo_utils import strutils
 
-from ironic_configdrive.masking import ScrubFilter
+from ironic_configdrive.masking import ScrubFilter, install_record_masking
 
 #: Ironic loggers that print step lists or steps with their arguments.
 STEP_LOGGERS = ("ironic.conductor.servicing", "ironic.conductor.steps",
@@ -69,6 +72,7 @@ SUSHY_LOGGERS = ("sushy.connector", "sushy.resources.base")
 
 def install() -> None:
     """Attach the filters once (called when the interface loads, not at import)."""
+    install_record_masking()
     for names, kind in ((STEP_LOGGERS, MaskStepArgsFilter), (SUSHY_LOGGERS, ScrubFilter)):
         for name in names:
             logger = logging.getLogger(name)

@@ -3,7 +3,9 @@
 The conductor sends the agent the store URL, the expected sha256 and size; the agent streams,
 verifies and writes the image (see ``agent_ext``). The command is asynchronous: we start it
 and poll its status ourselves, so ``[configdrive]agent_command_timeout`` bounds the wait
-(Ironic's own ``poll=True`` uses ``[agent]command_wait_attempts`` fixed at import time).
+(Ironic's own ``poll=True`` uses ``[agent]command_wait_attempts`` fixed at import time), and
+the agent's download gets a shorter deadline (``download_timeout``) so its own error, not a
+time-out here, tells what went wrong.
 """
 
 from __future__ import annotations
@@ -54,6 +56,18 @@ def target_device(node: Any) -> str:
 
 def _named_by_operator(node: Any) -> bool:
     return node_option_source(node, "configdrive_device")[1] == DRIVER_INFO
+
+
+def download_timeout() -> int:
+    """Seconds the agent may spend on the download: the option, or 3/4 of the command wait.
+
+    Shorter than ``agent_command_timeout`` so the agent reports its own, precise error
+    (deadline, bytes read) while the conductor still waits for it.
+    """
+    configured = CONF.configdrive.agent_download_timeout
+    if configured:
+        return int(configured)
+    return max(1, int(CONF.configdrive.agent_command_timeout) * 3 // 4)
 
 
 def describe_command_error(result: dict[str, Any]) -> str:
@@ -110,6 +124,7 @@ class PartitionExposer(ConfigDriveExposer):
             "configdrive": image.url if image.key is None else {
                 "url": image.url, "key": sealing.encode_key(image.key)},
             "target": "partition",
+            "download_timeout": download_timeout(),
         }
         if device != ROOT_DEVICE and _named_by_operator(node):
             params[FROM_OPERATOR] = True

@@ -2,9 +2,15 @@
 
 import logging
 
+import pytest
+
+from ironic_configdrive import masking
 from ironic_configdrive.masking import (
     MaskQueryFilter,
     ScrubFilter,
+    install_record_masking,
+    mask_record,
+    mask_text,
     mask_url,
     scrub,
     strip_query,
@@ -82,3 +88,62 @@ def test_scrub_filter_masks_sushy_style_lines() -> None:
     text = record.getMessage()
     assert "oSOrVHk7wi6pn9Ekz6W4ylDWHOXjB846i1K4" not in text
     assert "configdrive/0c8bb8b1-cf1b-4a8e-9f3f-7e4b4b7b6a11.d1.***" in text
+
+
+def test_mask_text_masks_request_paths_and_store_names_but_not_other_question_marks() -> None:
+    sig = "temp_url_sig=S3CR3T&temp_url_expires=9"
+    line = f'127.0.0.1:80 "GET /configdrive/{HTTP_NAME}.gz?{sig} HTTP/1.1" 200 5'
+    masked = mask_text(line)
+    assert "S3CR3T" not in masked and "Ep766UkW4j" not in masked
+    assert masked.endswith('64febf3bbfe8464396f8c8d4e77197bf.***.gz?*** HTTP/1.1" 200 5')
+    assert mask_text(f"Incremented Retry for (url='/o?{sig}')") == \
+        "Incremented Retry for (url='/o?***')"
+    assert mask_text(f"with url: /o?{sig} (Caused by X)") == "with url: /o?*** (Caused by X)"
+    assert mask_text(f"see https://h:1/o?{sig}.") == "see https://h:1/o?***"
+    for plain in ("SELECT a FROM t WHERE b = ? AND c=?", "is it ready?", "/dev/sda4 ok"):
+        assert mask_text(plain) == plain
+
+
+def _record(msg: object, *args: object) -> logging.LogRecord:
+    return logging.LogRecord("x", logging.DEBUG, __file__, 1, msg, args or None, None)
+
+
+def test_mask_record_masks_strings_and_objects_and_keeps_containers() -> None:
+    url = f"http://h/configdrive/{HTTP_NAME}.iso?temp_url_sig=S3CR3T"
+    error = ValueError(f"Max retries exceeded with url: {url}")
+    step = {"step": "update_configdrive", "args": {"url": url}}
+    record = _record("%s failed: %r; step %s", url, error, step)
+    mask_record(record)
+    text = record.getMessage()
+    assert "S3CR3T" not in text and "Ep766UkW4j" not in text
+    assert "ValueError(" in text  # shown as %r would show it, masked
+    # A dict stays a dict, so Ironic's step filter can still mask secret keys in it.
+    assert isinstance(record.args, tuple) and isinstance(record.args[2], dict)
+    plain = _record("%d bytes from %s", 5, "/dev/sda")
+    args = plain.args
+    mask_record(plain)
+    assert plain.args == args and plain.getMessage() == "5 bytes from /dev/sda"
+
+
+def test_mask_record_named_arguments() -> None:
+    record = _record("GET %(url)s", {"url": "/o?temp_url_sig=S3CR3T"})
+    mask_record(record)
+    assert record.getMessage() == "GET /o?***"
+
+
+def test_record_masking_installed_once_for_every_logger(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(masking, "_factory_installed", False)
+    monkeypatch.setattr(logging, "_logRecordFactory", logging.LogRecord)
+    install_record_masking()
+    install_record_masking()
+    factory = logging.getLogRecordFactory()
+    assert factory is not logging.LogRecord
+    install_record_masking()
+    assert logging.getLogRecordFactory() is factory
+    caplog.set_level(logging.DEBUG)
+    # A logger nobody configured, created after the install.
+    logging.getLogger("some.library.created.later").debug(
+        "GET %s", f"/configdrive/{HTTP_NAME}.gz?temp_url_sig=S3CR3T")
+    assert "S3CR3T" not in caplog.text and "Ep766UkW4j" not in caplog.text
+    assert ".***.gz?***" in caplog.text

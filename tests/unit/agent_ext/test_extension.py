@@ -276,3 +276,41 @@ class TestConfigDriveExtension(ipa_test_base.IronicAgentTest):
         self.assertEqual("SUCCEEDED", out["command_status"], out)
         context = seen["fetch_options"].ssl_context
         self.assertEqual(ssl.TLSVersion.TLSv1_3, context.minimum_version)
+
+    def test_download_timeout_reaches_the_fetch_options(self) -> None:
+        seen: list[float] = []
+
+        def capture(device: str, **kwargs: Any) -> dict[str, Any]:
+            seen.append(kwargs["fetch_options"].download_timeout)
+            return {}
+
+        self.patch(extension.pipeline, "write_config_drive", capture)
+        for given in (30, 2.5, None):
+            params = {} if given is None else {"download_timeout": given}
+            out = self._run("configdrive.write", device=DEV, url="https://store/x", **params)
+            self.assertEqual("SUCCEEDED", out["command_status"], out)
+        # Absent (an older conductor): the agent's own default, not "no deadline".
+        self.assertEqual([30.0, 2.5, extension.DEFAULT_DOWNLOAD_TIMEOUT], seen)
+
+    def test_bad_download_timeout_is_rejected_synchronously(self) -> None:
+        outside, not_numbers = (0, -5, 86401, float("nan"), float("inf")), (True, "60", [60])
+        for bad in (*outside, *not_numbers):
+            reason = "is outside 1..86400 seconds" if bad in outside else "must be a number"
+            with pytest.raises(ipa_errors.InvalidCommandParamsError,
+                               match=f"download_timeout .*{reason}") as caught:
+                self.agent.execute_command("configdrive.write", device=DEV,
+                                           url="https://store/x", download_timeout=bad)
+            self.assertEqual("InvalidInputError", caught.value.error_type)
+
+    def test_loading_the_extension_installs_url_masking(self) -> None:
+        from ironic_configdrive import masking
+
+        self.patch(masking, "_factory_installed", False)
+        self.patch(logging, "_logRecordFactory", logging.LogRecord)
+        base.init_ext_manager(FakeAgent())
+        record = logging.getLogger("urllib3.connectionpool").makeRecord(
+            "urllib3.connectionpool", logging.DEBUG, __file__, 1, '%s "GET %s HTTP/1.1" 200',
+            ("http://h:80", f"/c/3690fd63-d536-44f1-be72-bf9462a93a83.d1.{'S' * 43}.gz"
+                            f"?temp_url_sig={SIG}"), None)
+        self.assertNotIn(SIG, record.getMessage())
+        self.assertNotIn("S" * 43, record.getMessage())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import ssl
@@ -11,7 +12,12 @@ import pytest
 from requests.adapters import HTTPAdapter
 
 from agent_ext import fetch
-from agent_ext.errors import InvalidInputError, TransferError
+from agent_ext.errors import (
+    DownloadDeadlineExceeded,
+    DownloadTooLarge,
+    InvalidInputError,
+    TransferError,
+)
 from tests.fixtures import http as http_fixture
 
 SIG = "d3adb33fd3adb33fd3adb33fd3adb33fd3adb33f"
@@ -196,3 +202,97 @@ def test_session_uses_the_given_ssl_context() -> None:
     adapter = session.get_adapter("https://x")
     assert isinstance(adapter, HTTPAdapter)
     assert adapter.poolmanager.connection_pool_kw["ssl_context"] is context
+
+
+# -- bounds: wire bytes, encodings, the deadline ------------------------------------------------
+
+CAP = 1024 * 1024
+BOUNDED = fetch.FetchOptions(retries=2, backoff_factor=0.0, connect_timeout=5, read_timeout=5,
+                             chunk_size=64 * 1024, max_wire_bytes=CAP)
+# Socket timeouts far beyond the deadline: only the deadline can end these downloads.
+DEADLINE = fetch.FetchOptions(retries=5, backoff_factor=0.0, connect_timeout=30,
+                              read_timeout=30, download_timeout=0.5)
+
+
+def test_wire_cap_defaults_to_base64_of_the_decoded_cap_plus_slack() -> None:
+    from ironic_configdrive.image.formats import MAX_IMAGE_SIZE
+
+    assert MAX_IMAGE_SIZE * 4 // 3 < fetch.WIRE_CAP <= MAX_IMAGE_SIZE * 3 // 2
+    assert fetch.FetchOptions().max_wire_bytes == fetch.WIRE_CAP
+
+
+def test_endless_chunked_body_stops_one_byte_past_the_cap(
+        server: http_fixture.ObjectServer) -> None:
+    server.fault("/o", ("chunked", lambda: itertools.repeat(b"A" * 65536)))
+    source = fetch.HTTPSource(server.url("/o", QUERY), BOUNDED)
+    with pytest.raises(DownloadTooLarge, match=f"more than {CAP} bytes") as caught:
+        for _ in source:
+            pass
+    assert source.received == CAP + 1
+    assert SIG not in caught.value.message
+
+
+def test_announced_length_over_the_cap_is_refused_before_the_body(
+        server: http_fixture.ObjectServer) -> None:
+    server.fault("/o", ("length", CAP + 1))
+    source = fetch.HTTPSource(server.url("/o"), BOUNDED)
+    with pytest.raises(DownloadTooLarge, match=f"announces {CAP + 1} bytes"):
+        list(source)
+    assert source.received == 0
+
+
+def test_identity_is_asked_and_a_compressed_answer_refused_unread(
+        server: http_fixture.ObjectServer, body: bytes) -> None:
+    server.objects["/o"] = body
+    server.fault("/o", ("encoding", "gzip"))
+    source = fetch.HTTPSource(server.url("/o", QUERY), FAST)
+    with pytest.raises(TransferError, match="Content-Encoding 'gzip'.*not to compress"):
+        list(source)
+    assert source.received == 0
+    assert [r.accept_encoding for r in server.requests] == ["identity"]
+
+
+def test_a_resumed_answer_in_another_encoding_is_refused(
+        server: http_fixture.ObjectServer, body: bytes) -> None:
+    server.objects["/o"] = body
+    server.fault("/o", ("drop", 100_000), ("encoding", "br"))
+    source = fetch.HTTPSource(server.url("/o"), FAST)
+    with pytest.raises(TransferError, match="Content-Encoding 'br'"):
+        list(source)
+    assert source.received == 100_000
+    assert [(r.range is not None, r.accept_encoding) for r in server.requests] == [
+        (False, "identity"), (True, "identity")]
+
+
+def test_deadline_ends_a_body_trickling_byte_by_byte(
+        server: http_fixture.ObjectServer) -> None:
+    # 400 bytes at one per 10 ms take 4 s and every read gets a byte long before its 30 s
+    # socket timeout; only the 0.5 s deadline ends the download early.
+    server.objects["/o"] = os.urandom(400)
+    server.fault("/o", ("trickle", 0.01))
+    source = fetch.HTTPSource(server.url("/o", QUERY), DEADLINE)
+    with pytest.raises(DownloadDeadlineExceeded, match="within 0.5 s") as caught:
+        list(source)
+    assert source.received < 400 and SIG not in caught.value.message
+    # The watchdog cut the read that was waiting for its chunk: the rest was never sent.
+    assert server.sent["/o"] < 400
+    assert isinstance(caught.value, TransferError)
+
+
+def test_deadline_ends_headers_that_never_end(server: http_fixture.ObjectServer) -> None:
+    server.objects["/o"] = b"x"
+    server.fault("/o", ("trickle_headers", 0.01))
+    source = fetch.HTTPSource(server.url("/o"), DEADLINE)
+    with pytest.raises(DownloadDeadlineExceeded):
+        list(source)
+    # urllib3 would retry the broken request: the deadline stops it before it is sent.
+    assert len(server.requests) == 1
+
+
+def test_retry_after_never_outlasts_the_deadline(server: http_fixture.ObjectServer) -> None:
+    server.objects["/o"] = b"x"
+    server.fault("/o", *[("status", 503, {"Retry-After": "3600"})] * 6)
+    source = fetch.HTTPSource(server.url("/o"), DEADLINE)
+    with pytest.raises(DownloadDeadlineExceeded):
+        list(source)
+    assert len(server.requests) <= 2

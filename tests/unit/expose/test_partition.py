@@ -66,7 +66,7 @@ def test_attach_sends_the_write_command_and_records(make_task: Callable[..., Any
     client._command.assert_called_once_with(
         task.node, method="configdrive.write", wait=False,
         params={"device": "root", "configdrive": URL, "sha256": "ab" * 32, "size": 4096,
-                "target": "partition"})
+                "target": "partition", "download_timeout": 450})
     assert record == {"mechanism": "partition", "device": "root", "resolved_device": "/dev/sda",
                       "partition": "/dev/sda4", "partition_number": 4, "format": "iso9660",
                       "sha256": "ab" * 32, "size": 4096}
@@ -261,7 +261,8 @@ def test_unknown_sha256_and_size_are_not_sent(make_task: Callable[..., Any], cli
     record = exposer.attach(task, image)
     client._command.assert_called_once_with(
         task.node, method="configdrive.write", wait=False,
-        params={"device": "root", "configdrive": URL, "target": "partition"})
+        params={"device": "root", "configdrive": URL, "target": "partition",
+                "download_timeout": 450})
     # What the agent reports becomes the record.
     assert (record["sha256"], record["size"]) == ("ab" * 32, 4096)
 
@@ -291,3 +292,17 @@ def test_describe_command_error_variants() -> None:
     assert "without an error" in describe_command_error({})
     assert describe_command_error(
         {"command_error": {"message": "m", "type": "T"}}) == "m [T]"
+
+
+@pytest.mark.parametrize("settings, expected", [
+    ({"agent_command_timeout": 600}, 450),
+    ({"agent_command_timeout": 40}, 30),
+    ({"agent_command_timeout": 600, "agent_download_timeout": 100}, 100),
+])
+def test_download_timeout_sent_to_the_agent(make_task: Callable[..., Any], client: mock.Mock,
+                                            exposer: PartitionExposer, conf: Any,
+                                            settings: dict[str, int], expected: int) -> None:
+    # The agent's download deadline: 3/4 of the conductor's wait unless set explicitly.
+    conf.config(group="configdrive", **settings)
+    exposer.attach(task_with(make_task, client), IMAGE)
+    assert client._command.call_args.kwargs["params"]["download_timeout"] == expected
