@@ -7,9 +7,9 @@ interface does it on import of :mod:`ironic_configdrive.deploy`).
 
 from __future__ import annotations
 
-from oslo_config import cfg
+from oslo_config import cfg, types
 
-from ironic_configdrive.image import formats
+from ironic_configdrive.image import formats, readers
 
 GROUP = "configdrive"
 
@@ -126,7 +126,21 @@ reconcile_opts = [
                      "over makes its own copy."),
 ]
 
-ALL_OPTS = [*image_opts, *store_opts, *exposure_opts, *encryption_opts, *reconcile_opts]
+reader_opts = [
+    cfg.ListOpt("readers",
+                item_type=types.String(choices=readers.READERS),
+                default=[readers.CLOUD_INIT, readers.GLEAN, readers.CLOUDBASE_INIT],
+                help="Programs that read the config drives of nodes that do not name their "
+                     "own in driver_info/instance_info 'configdrive_readers': any of "
+                     "cloud-init, glean, cloudbase-init, ignition (Ignition and Afterburn, "
+                     "Fedora CoreOS and RHCOS). The conductor builds a format all of them "
+                     "can read and refuses a deploy when there is none. Ignition is left "
+                     "out by default because it cannot read the vfat drive that disks with "
+                     "4096-byte sectors need: add it here when every node boots CoreOS."),
+]
+
+ALL_OPTS = [*image_opts, *store_opts, *exposure_opts, *encryption_opts, *reconcile_opts,
+            *reader_opts]
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
