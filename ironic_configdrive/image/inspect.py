@@ -17,6 +17,7 @@ from typing import Any, Final
 from . import build, formats, layout, readers, rules, vfat
 from .errors import ConfigDriveError, JSONDepthError
 from .iso9660 import labels as iso_labels
+from .readers import DriveFacts
 from .stream import StreamDecoder
 
 
@@ -47,6 +48,16 @@ class Report:
     @property
     def valid(self) -> bool:
         return not self.problems
+
+    def facts(self) -> DriveFacts:
+        """What the readers' rules look at (the drive taken as a partition)."""
+        files = self.files
+        return DriveFacts(
+            format=self.format, label=self.label,
+            openstack_versions=tuple(self.openstack_versions),
+            with_meta_data=tuple(v for v in self.openstack_versions
+                                 if f"openstack/{v}/meta_data.json" in files),
+            iso_blocks=self.iso_blocks)
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -195,17 +206,13 @@ def _check_label(image: bytes, fmt: str | None, report: Report,
                                         "looks for 'config-2' or 'CONFIG-2'")
 
 
-def _judge_readers(files: Mapping[str, bytes], report: Report, structural: list[str]) -> None:
+def _judge_readers(report: Report, structural: list[str]) -> None:
     """Fill ``report.readers``: each reader's own rules, plus the problems of what it reads.
 
     A problem under ``openstack/<version>/`` counts for the readers of that version; one that
     names no version directory (a bad image, the size, ec2/ files) counts for every reader.
     """
-    with_meta = tuple(v for v in report.openstack_versions
-                      if f"openstack/{v}/meta_data.json" in files)
-    facts = readers.DriveFacts(format=report.format, label=report.label,
-                               openstack_versions=tuple(report.openstack_versions),
-                               with_meta_data=with_meta, iso_blocks=report.iso_blocks)
+    facts = report.facts()
     content = [text for text in report.problems if text not in structural]
     for profile in readers.profiles():
         version = readers.version_read(profile, report.openstack_versions)
@@ -246,11 +253,11 @@ def inspect(data: bytes | str) -> Report:
         files = build.read_tree(image)
     except ConfigDriveError as exc:
         report.problems.append(exc.message)
-        _judge_readers({}, report, structural)
+        _judge_readers(report, structural)
         return report
     report.files = {path: len(content) for path, content in sorted(files.items())}
     _check_tree(files, report, structural)
-    _judge_readers(files, report, structural)
+    _judge_readers(report, structural)
     return report
 
 

@@ -3,14 +3,17 @@
 One frozen :class:`ReaderProfile` per reader, stating the facts read from its source:
 
 * cloud-init (``DataSourceConfigDrive``): blkid finds an iso9660 or vfat filesystem labelled
-  exactly ``config-2`` or ``CONFIG-2`` (a partition only when labelled); reads the newest
-  dated ``openstack/<version>/`` it knows, else ``latest``.
+  exactly ``config-2`` or ``CONFIG-2``; an unpartitioned device (a virtual CD) of either
+  filesystem is tried whatever its label, a partition only when so labelled. Reads the
+  newest dated ``openstack/<version>/`` it knows, else ``latest``.
 * glean (``glean-early.sh``): ``blkid -t LABEL=config-2``, then ``CONFIG-2``; mounts whatever
   filesystem blkid reports; reads ``openstack/latest/`` only.
-* cloudbase-init (Windows, ``osconfigdrive/windows.py``): compares the volume label
-  case-insensitively, finds an ISO on a raw disk or partition by its ``CD001`` signature
-  and copies ``volume space size * block size`` bytes, reading the size as 16 bits: an ISO
-  of more than 65535 blocks is cut short. Reads ``openstack/latest/`` only.
+* cloudbase-init (Windows, ``osconfigdrive/windows.py``): compares the label of a CD or a
+  volume case-insensitively (``mlabel`` on a whole vfat disk: ``config-2`` or ``CONFIG-2``);
+  finds an ISO on a raw disk or partition by its ``CD001`` signature alone and copies
+  ``volume space size * block size`` bytes, reading the size as 16 bits: an ISO of more
+  than 65535 blocks is cut short. Reads ``openstack/latest/`` only. The profile keeps the
+  label rule for every location (a CD needs it).
 * Ignition and Afterburn (Fedora CoreOS, RHCOS): open ``/dev/disk/by-label/config-2``
   (lower case, so a vfat ``CONFIG-2`` drive is invisible to them) and Afterburn mounts it as
   iso9660 only. Read ``openstack/latest/`` only.
@@ -63,6 +66,8 @@ class ReaderProfile:
     versions: str
     #: Largest ISO9660 volume, in blocks, it copies whole (None: no limit of its own).
     max_iso_blocks: int | None = None
+    #: Whether an unpartitioned device (a virtual CD) is taken whatever its label.
+    whole_device_any_label: bool = False
 
 
 PROFILES: Final[dict[str, ReaderProfile]] = {
@@ -71,7 +76,7 @@ PROFILES: Final[dict[str, ReaderProfile]] = {
             name=CLOUD_INIT, description="cloud-init (most Linux images)",
             formats=frozenset(formats.FORMATS),
             labels=frozenset({formats.LABEL, formats.VFAT_LABEL}), label_any_case=False,
-            versions=NEWEST_KNOWN),
+            versions=NEWEST_KNOWN, whole_device_any_label=True),
         ReaderProfile(
             name=GLEAN, description="glean (diskimage-builder's simple-init)",
             formats=frozenset(formats.FORMATS),
@@ -108,6 +113,9 @@ class DriveFacts:
     #: Logical sector size of the disk holding the drive as a partition (None: not known or
     #: not a partition, e.g. virtual media).
     sector_size: int | None = None
+    #: Whether the drive is a partition (the conservative default: the label counts) or a
+    #: whole device such as a virtual CD.
+    on_partition: bool = True
 
 
 def iso_blocks(image: bytes) -> int | None:
@@ -147,7 +155,8 @@ def check(profile: ReaderProfile, facts: DriveFacts) -> list[str]:
           and facts.sector_size > ISO_BLOCK):
         reasons.append(f"an ISO9660 partition cannot be read on a disk with "
                        f"{facts.sector_size}-byte sectors")
-    if not _label_found(profile, facts.label):
+    label_counts = facts.on_partition or not profile.whole_device_any_label
+    if label_counts and not _label_found(profile, facts.label):
         case = " in any case" if profile.label_any_case else ""
         reasons.append(f"volume label is {facts.label!r}; it looks for "
                        f"{' or '.join(sorted(profile.labels))}{case}")

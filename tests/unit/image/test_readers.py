@@ -114,6 +114,12 @@ def test_no_label_fails_everyone():
     assert failing(dataclasses.replace(ISO_FACTS, label=None)) == ALL
 
 
+def test_cloud_init_takes_a_whole_device_whatever_its_label():
+    facts = dataclasses.replace(ISO_FACTS, label="cidata", on_partition=False)
+    assert failing(facts) == ALL - {"cloud-init"}
+    assert failing(dataclasses.replace(facts, on_partition=True)) == ALL
+
+
 def test_iso9660_on_a_4k_sector_partition_is_unreadable():
     facts = dataclasses.replace(ISO_FACTS, sector_size=4096)
     assert failing(facts) == ALL
