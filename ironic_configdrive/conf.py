@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from oslo_config import cfg, types
 
-from ironic_configdrive.image import formats
+from ironic_configdrive.image import formats, readers
 
 GROUP = "configdrive"
 
@@ -205,8 +205,21 @@ agent_download_opts = [
                     "it below agent_command_timeout."),
 ]
 
+reader_opts = [
+    cfg.ListOpt("readers",
+                item_type=types.String(choices=readers.READERS),
+                default=[readers.CLOUD_INIT, readers.GLEAN, readers.CLOUDBASE_INIT],
+                help="Programs that read the config drives of nodes that do not name their "
+                     "own in driver_info/instance_info 'configdrive_readers': any of "
+                     "cloud-init, glean, cloudbase-init, ignition (Ignition and Afterburn, "
+                     "Fedora CoreOS and RHCOS). The conductor builds a format all of them "
+                     "can read and refuses a deploy when there is none. Ignition is left "
+                     "out by default because it cannot read the vfat drive that disks with "
+                     "4096-byte sectors need: add it here when every node boots CoreOS."),
+]
+
 ALL_OPTS = [*image_opts, *store_opts, *exposure_opts, *encryption_opts, *reconcile_opts,
-            *instance_override_opts, *fetch_opts, *agent_download_opts]
+            *instance_override_opts, *fetch_opts, *agent_download_opts, *reader_opts]
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

@@ -26,7 +26,14 @@ from ironic.conf import CONF
 from ironic.drivers import base
 from ironic.drivers.modules import agent
 
-from ironic_configdrive import conf, lifecycle, log_masking, node_options, reconciler
+from ironic_configdrive import (
+    conf,
+    drive_readers,
+    lifecycle,
+    log_masking,
+    node_options,
+    reconciler,
+)
 from ironic_configdrive.expose import loader as expose_loader
 from ironic_configdrive.image import formats
 from ironic_configdrive.image.errors import ConfigDriveError
@@ -60,6 +67,11 @@ NODE_PROPERTIES = {
     "configdrive_format": "Filesystem of config drives built from the JSON form for this "
                           "node: 'iso9660' or 'vfat'. Optional; defaults to "
                           "[configdrive]format.",
+    "configdrive_readers": "Programs that read the node's config drive: a list (or "
+                           "comma-separated string) of cloud-init, glean, cloudbase-init, "
+                           "ignition (Ignition/Afterburn). The drive is built in a format "
+                           "all of them can read; the deploy fails when there is none. "
+                           "Optional; defaults to [configdrive]readers.",
 }
 
 
@@ -111,6 +123,10 @@ class ConfigDriveDeploy(UpdateStepMixin, agent.AgentDeploy):
             raise exception.InvalidParameterValue(
                 f"configdrive_format {fmt!r} of node {node.uuid} is not one of "
                 f"{', '.join(formats.FORMATS)}; fix it in instance_info or driver_info")
+        try:
+            drive_readers.validate(node)
+        except drive_readers.ReadersError as exc:
+            raise exception.InvalidParameterValue(exc.message) from None
         value = (node.instance_info or {}).get("configdrive")
         if value not in (None, "") and not isinstance(value, (str, dict)):
             raise exception.InvalidParameterValue(

@@ -22,14 +22,13 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ironic_configdrive import image, keys, node_options, records, source
+from ironic_configdrive import drive_readers, image, keys, node_options, records, source
 from ironic_configdrive.expose import loader as expose_loader
 from ironic_configdrive.expose import partition
 from ironic_configdrive.expose.plan import ExposurePlan
 from ironic_configdrive.image import sealing
 from ironic_configdrive.image.errors import ConfigDriveError, InvalidMediaError
 from ironic_configdrive.masking import scrub
-from ironic_configdrive.node_options import node_option
 from ironic_configdrive.records import DriveRecord, StoredRef
 from ironic_configdrive.store import loader as store_loader
 from ironic_configdrive.store.base import IDENTITY, ConfigDriveStore, StoredImage
@@ -147,7 +146,7 @@ class DriveLifecycle:
                          "instance_info refers to a config drive this conductor has no "
                          "record of", DEPLOY_AGAIN)
         plan = plan or plan_for(node)  # before storing: a bad mechanism stores nothing
-        src = self._normalise(value)
+        src = self._normalise(value, plan)
         if old is not None:
             # The previous drive's media must be gone before a new one is made.
             self._detach_all(old, strict=True)
@@ -177,9 +176,16 @@ class DriveLifecycle:
         instance_info["configdrive"] = record.reference(passthrough_url=passthrough_url)
         self.node.instance_info = instance_info
 
-    def _normalise(self, value: Any) -> source.Source:
+    def _normalise(self, value: Any, plan: ExposurePlan | None = None) -> source.Source:
         node = self.node
-        fmt = (node_option(node, "configdrive_format") or CONF.configdrive.format)
+        # The node's readers choose the format (see drive_readers); only the sector size of
+        # the disk the plan may write needs the task (inspection data).
+        sector_size = drive_readers.sector_size(self.task, plan) if plan is not None else None
+        try:
+            fmt = drive_readers.choose_format(node, sector_size=sector_size)
+        except drive_readers.ReadersError as exc:
+            raise _error(node, "Could not choose the config drive's format", exc.reason,
+                         exc.advice) from None
         try:
             src = source.normalise(
                 value, node_uuid=node.uuid, node_name=node.name, fmt=fmt,
@@ -189,10 +195,11 @@ class DriveLifecycle:
             # A drive built here follows the rules validate checks (image/rules.py, one set
             # for both), so only foreign drives are parsed again.
             if src.image is not None and src.kind != source.BUILT:
-                problems = image.validate(src.image)
-                if problems:
+                report = image.inspect(src.image)
+                if report.problems:
                     raise InvalidMediaError(
-                        reason="cloud-init would not use it: " + "; ".join(problems))
+                        reason="cloud-init would not use it: " + "; ".join(report.problems))
+                drive_readers.check_image(node, report, sector_size=sector_size)
         except source.FetchError as exc:
             # Its text already says what to do with the URL.
             raise _error(node, "The config drive URL is not usable", exc,

@@ -6,10 +6,10 @@ import argparse
 import re
 import sys
 from importlib import resources
-from typing import Any, Final
+from typing import Final
 
 from ironic_configdrive import image
-from ironic_configdrive.image import formats, rules
+from ironic_configdrive.image import formats, readers, rules
 
 from .common import STDOUT, CommandError, atomic_output, print_json, read_input
 
@@ -82,6 +82,9 @@ def _human_report(report: image.Report) -> str:
         f"files:      {len(report.files)}",
     ]
     lines += [f"  {size:>10}  {path}" for path, size in report.files.items()]
+    lines.append("readers:")
+    lines += [f"  {name:<15} {'reads it' if not why else 'cannot: ' + '; '.join(why)}"
+              for name, why in report.readers.items()]
     lines += [f"warning: {text}" for text in report.warnings]
     lines.append("valid" if report.valid else f"INVALID: {len(report.problems)} problem(s)")
     return "\n".join(_printable(line) for line in lines)
@@ -100,19 +103,32 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """Judge the image for the selected readers (all by default); exit 1 if one fails."""
+    selected = list(dict.fromkeys(args.reader or readers.READERS))
     report = image.inspect(read_input(args.image, "image"))
-    result: dict[str, Any] = {"valid": report.valid, "problems": report.problems,
-                              "warnings": report.warnings}
+    verdicts = {name: report.readers[name] for name in selected}
+    valid = not any(verdicts.values())
+    warnings = report.warnings + [f"{text} (no known reader reads it)"
+                                  for text in report.unread]
     if args.json:
-        print_json(result)
+        print_json({"valid": valid, "readers": {
+            name: {"reads": not why, "problems": why} for name, why in verdicts.items()},
+            "problems": report.problems, "warnings": warnings})
+        return 0 if valid else 1
+    for name, why in verdicts.items():
+        for text in why:
+            print(f"problem: {name}: {_printable(text)}", file=sys.stderr)
+    for text in warnings:
+        print(f"warning: {_printable(text)}", file=sys.stderr)
+    if valid:
+        print(f"{_printable(args.image)}: valid {report.format} config drive for "
+              f"{', '.join(selected)}")
     else:
-        for text in report.problems:
-            print(f"problem: {_printable(text)}", file=sys.stderr)
-        for text in report.warnings:
-            print(f"warning: {_printable(text)}", file=sys.stderr)
-        if report.valid:
-            print(f"{_printable(args.image)}: valid {report.format} config drive")
-    return 0 if report.valid else 1
+        failing = [name for name, why in verdicts.items() if why]
+        reading = [name for name, why in verdicts.items() if not why]
+        print(f"{_printable(args.image)}: {', '.join(failing)} cannot use it"
+              + (f"; {', '.join(reading)} can" if reading else ""), file=sys.stderr)
+    return 0 if valid else 1
 
 
 def _example(args: argparse.Namespace) -> int:
@@ -158,11 +174,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.set_defaults(handler=_build)
 
     for name, handler, text in (
-            ("inspect", _inspect, "describe a config drive image in any accepted encoding"),
-            ("validate", _validate, "check an image against what cloud-init and glean need; "
-             "exit 0 valid, 1 problems found, 2 unreadable")):
+            ("inspect", _inspect, "describe a config drive image in any accepted encoding, "
+             "with what each known reader thinks of it"),
+            ("validate", _validate, "check an image against what its readers need (every "
+             "known reader unless --reader names some); exit 0 valid, 1 problems found, "
+             "2 unreadable")):
         sub = subparsers.add_parser(name, help=text, description=text)
         sub.add_argument("image", metavar="IMAGE",
                          help="raw ISO9660/FAT, gzip, or base64 text of either ('-': stdin)")
         sub.add_argument("--json", action="store_true")
+        if name == "validate":
+            sub.add_argument(
+                "--reader", action="append", choices=readers.READERS, metavar="READER",
+                help="a reader the drive must work for; repeat for several (default: all of "
+                     "them). " + "; ".join(f"{profile.name}: {profile.description}"
+                                           for profile in readers.profiles()))
         sub.set_defaults(handler=handler)

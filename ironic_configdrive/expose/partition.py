@@ -17,7 +17,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ironic_configdrive import conf
+from ironic_configdrive import conf, drive_readers
 from ironic_configdrive.expose.base import Capabilities, ConfigDriveExposer, ExposureError
 from ironic_configdrive.image import formats, sealing
 from ironic_configdrive.masking import scrub
@@ -134,7 +134,9 @@ class PartitionExposer(ConfigDriveExposer):
             params["sha256"] = image.sha256
         if image.size:
             params["size"] = image.size
-        fmt = node_option(node, "configdrive_format")
+        # Keep an ISO9660 drive ISO9660 when a reader cannot read the vfat one the agent
+        # would rebuild it as on a 4Kn disk: the agent then fails, naming the sector size.
+        fmt = node_option(node, "configdrive_format") or drive_readers.format_to_keep(node)
         if fmt:
             params["format"] = fmt
         LOG.info("Asking the agent on node %s to write its config drive to device %s "

@@ -3,7 +3,9 @@
 What the consumers need (see DESIGN.md): an iso9660 or vfat filesystem labelled
 ``config-2`` (``CONFIG-2`` on vfat), ``openstack/<version>/meta_data.json`` carrying ``uuid``
 for the version cloud-init picks (the newest dated version it knows, else ``latest``), and
-``openstack/latest/`` for glean, which reads nothing else.
+``openstack/latest/`` for glean, which reads nothing else. ``problems`` (and so ``valid``)
+stay about cloud-init and glean; ``readers`` holds a verdict for every reader
+:mod:`~ironic_configdrive.image.readers` knows.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Final
 
-from . import build, formats, layout, rules, vfat
+from . import build, formats, layout, readers, rules, vfat
 from .errors import ConfigDriveError, JSONDepthError
 from .iso9660 import labels as iso_labels
+from .readers import DriveFacts
 from .stream import StreamDecoder
 
 
@@ -35,10 +38,26 @@ class Report:
     cloud_init_version: str | None = None
     problems: list[str] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
+    #: ISO9660 volume space size in 2048-byte blocks (None for other filesystems).
+    iso_blocks: int | None = None
+    #: Per reader (see :mod:`.readers`), why it cannot use the drive; empty: it can.
+    readers: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: Problems in version directories no known reader reads (in ``problems`` too).
+    unread: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def valid(self) -> bool:
         return not self.problems
+
+    def facts(self) -> DriveFacts:
+        """What the readers' rules look at (the drive taken as a partition)."""
+        files = self.files
+        return DriveFacts(
+            format=self.format, label=self.label,
+            openstack_versions=tuple(self.openstack_versions),
+            with_meta_data=tuple(v for v in self.openstack_versions
+                                 if f"openstack/{v}/meta_data.json" in files),
+            iso_blocks=self.iso_blocks)
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -123,21 +142,24 @@ def _check_network_data(files: Mapping[str, bytes], version: str, report: Report
             _add(report, path, rules.network_data_problems(network))
 
 
-def _check_tree(files: Mapping[str, bytes], report: Report) -> None:
+def _check_tree(files: Mapping[str, bytes], report: Report, structural: list[str]) -> None:
+    """Check the tree; problems about which directory exists go to ``structural`` too (the
+    readers' own rules judge those, each for the directory it reads)."""
     report.openstack_versions = _versions(files, "openstack")
     report.ec2_versions = _versions(files, "ec2")
     if not report.openstack_versions:
-        report.problems.append("no openstack/<version>/ directory")
+        _structural(report, structural, "no openstack/<version>/ directory")
         return
     report.cloud_init_version = _cloud_init_choice(report.openstack_versions)
     if report.cloud_init_version is None:
-        report.problems.append(
-            f"no version cloud-init knows among {report.openstack_versions} and no 'latest'")
+        _structural(report, structural, f"no version cloud-init knows among "
+                                        f"{report.openstack_versions} and no 'latest'")
     else:
         _check_meta_data(files, report.cloud_init_version, report)
         _check_network_data(files, report.cloud_init_version, report)
     if layout.LATEST not in report.openstack_versions:
-        report.problems.append("openstack/latest/ is missing; glean reads nothing else")
+        _structural(report, structural,
+                    "openstack/latest/ is missing; glean reads nothing else")
     elif report.cloud_init_version != layout.LATEST:
         _check_meta_data(files, layout.LATEST, report)
         _check_network_data(files, layout.LATEST, report)
@@ -156,7 +178,13 @@ def _check_tree(files: Mapping[str, bytes], report: Report) -> None:
             _load_json(files, path, "ec2 meta-data", report)
 
 
-def _check_label(image: bytes, fmt: str | None, report: Report) -> None:
+def _structural(report: Report, structural: list[str], text: str) -> None:
+    report.problems.append(text)
+    structural.append(text)
+
+
+def _check_label(image: bytes, fmt: str | None, report: Report,
+                 structural: list[str]) -> None:
     """The label as blkid reports it (cloud-init finds the drive with blkid)."""
     if fmt == formats.ISO9660:
         labels = iso_labels.volume_labels(image)
@@ -174,8 +202,31 @@ def _check_label(image: bytes, fmt: str | None, report: Report) -> None:
         except ConfigDriveError as exc:
             report.problems.append(exc.message)
     if report.label not in (formats.LABEL, formats.VFAT_LABEL):
-        report.problems.append(
-            f"volume label is {report.label!r}; cloud-init looks for 'config-2' or 'CONFIG-2'")
+        _structural(report, structural, f"volume label is {report.label!r}; cloud-init "
+                                        "looks for 'config-2' or 'CONFIG-2'")
+
+
+def _judge_readers(report: Report, structural: list[str]) -> None:
+    """Fill ``report.readers``: each reader's own rules, plus the problems of what it reads.
+
+    A problem under ``openstack/<version>/`` counts for the readers of that version; one that
+    names no version directory (a bad image, the size, ec2/ files) counts for every reader.
+    """
+    facts = report.facts()
+    content = [text for text in report.problems if text not in structural]
+    for profile in readers.profiles():
+        version = readers.version_read(profile, report.openstack_versions)
+        own = f"openstack/{version}/"
+        report.readers[profile.name] = readers.check(profile, facts) + [
+            text for text in content
+            if not text.startswith("openstack/") or text.startswith(own)]
+    judged = {text for why in report.readers.values() for text in why}
+    report.unread = [text for text in content if text not in judged]
+
+
+def _unreadable(size: int, problem: str) -> Report:
+    return Report(format=None, label=None, size=size, problems=[problem],
+                  readers={name: [problem] for name in readers.READERS})
 
 
 def inspect(data: bytes | str) -> Report:
@@ -188,23 +239,25 @@ def inspect(data: bytes | str) -> Report:
         raw = data.encode("ascii") if isinstance(data, str) else data
         image = b"".join([*decoder.feed(raw), *decoder.finish()])
     except UnicodeEncodeError:
-        return Report(format=None, label=None, size=len(data),
-                      problems=["config drive text contains non-ASCII characters"])
+        return _unreadable(len(data), "config drive text contains non-ASCII characters")
     except ConfigDriveError as exc:
-        return Report(format=None, label=None, size=len(data), problems=[exc.message])
+        return _unreadable(len(data), exc.message)
     fmt = formats.detect_format(image[: formats.SNIFF_SIZE])
     report = Report(format=fmt, label=formats.read_label(image), size=len(image),
-                    encoding=decoder.encoding)
-    _check_label(image, fmt, report)
+                    encoding=decoder.encoding, iso_blocks=readers.iso_blocks(image))
+    structural: list[str] = []
+    _check_label(image, fmt, report, structural)
     if len(image) > formats.MAX_IMAGE_SIZE:
         report.problems.append(f"image is larger than {formats.MAX_IMAGE_SIZE} bytes")
     try:
         files = build.read_tree(image)
     except ConfigDriveError as exc:
         report.problems.append(exc.message)
+        _judge_readers(report, structural)
         return report
     report.files = {path: len(content) for path, content in sorted(files.items())}
-    _check_tree(files, report)
+    _check_tree(files, report, structural)
+    _judge_readers(report, structural)
     return report
 
 

@@ -306,13 +306,13 @@ class TestValidation(LifecycleTestBase):
 
     def _validated(self) -> list[bytes]:
         calls: list[bytes] = []
-        real = lifecycle.image.validate
+        real = lifecycle.image.inspect
 
-        def spy(raw: bytes) -> list[str]:
+        def spy(raw: bytes) -> Any:
             calls.append(raw)
             return real(raw)
 
-        self.useFixture(fixtures.MockPatchObject(lifecycle.image, "validate", spy))
+        self.useFixture(fixtures.MockPatchObject(lifecycle.image, "inspect", spy))
         return calls
 
     def test_a_drive_built_from_json_is_not_parsed_again(self) -> None:

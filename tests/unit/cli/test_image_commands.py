@@ -47,7 +47,10 @@ def test_build_packed_vfat_4k(source, tmp_path):
     image = gzip.decompress(base64.b64decode(out.read_text()))
     assert unpack(out.read_text()) == image
     assert int.from_bytes(image[11:13], "little") == 4096
-    assert run("validate", out) == 0
+    # Ignition/Afterburn cannot use a vfat drive; every other reader can.
+    assert run("validate", out) == 1
+    assert run("validate", out, "--reader", "cloud-init", "--reader", "glean",
+               "--reader", "cloudbase-init") == 0
 
 
 def test_validate_exit_codes(tmp_path, capsys):
@@ -205,3 +208,47 @@ def test_example_is_installed_and_builds_a_valid_drive(tmp_path, capsys):
     assert "ironic-configdrive build" in capsys.readouterr().err
     assert run("build", path, "-o", tmp_path / "cd.iso") == 0
     assert run("validate", tmp_path / "cd.iso") == 0
+
+
+# -- readers ---------------------------------------------------------------------------------
+
+def test_validate_names_the_readers_that_fail_and_why(source, tmp_path, capsys):
+    out = tmp_path / "cd.img"
+    assert run("build", source, "-o", out, "--format", "vfat") == 0
+    capsys.readouterr()
+    assert run("validate", out) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "problem: ignition: it mounts iso9660 only, and the drive is vfat",
+        "problem: ignition: volume label is 'CONFIG-2'; it looks for config-2",
+        f"{out}: ignition cannot use it; cloud-init, glean, cloudbase-init can"]
+    assert run("validate", out, "--reader", "glean", "--reader", "glean") == 0
+    assert capsys.readouterr().out == f"{out}: valid vfat config drive for glean\n"
+    assert run("validate", out, "--reader", "ignition", "--json") == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["valid"] is False and list(result["readers"]) == ["ignition"]
+    assert result["readers"]["ignition"]["reads"] is False
+
+
+def test_validate_refuses_an_unknown_reader(source, tmp_path, capsys):
+    out = tmp_path / "cd.iso"
+    assert run("build", source, "-o", out) == 0
+    with pytest.raises(SystemExit) as exc:
+        run("validate", out, "--reader", "afterburn")
+    assert exc.value.code == 2
+    assert "invalid choice: 'afterburn'" in capsys.readouterr().err
+
+
+def test_inspect_reports_every_reader(source, tmp_path, capsys):
+    out = tmp_path / "cd.img"
+    assert run("build", source, "-o", out, "--format", "vfat") == 0
+    capsys.readouterr()
+    assert run("inspect", out, "--json") == 0  # valid: cloud-init and glean read it
+    report = json.loads(capsys.readouterr().out)
+    assert {name for name, why in report["readers"].items() if why} == {"ignition"}
+    assert report["iso_blocks"] is None and report["unread"] == []
+    assert run("inspect", out) == 0
+    human = capsys.readouterr().out
+    assert "  cloudbase-init  reads it\n" in human
+    assert "  ignition        cannot: it mounts iso9660 only" in human

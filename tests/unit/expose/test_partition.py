@@ -89,6 +89,17 @@ def test_device_and_format_from_node_instance_info_wins_where_allowed(
     assert "device_from_operator" not in params
 
 
+def test_readers_that_cannot_read_vfat_make_the_agent_keep_iso9660(
+        make_task: Callable[..., Any], client: mock.Mock, exposer: PartitionExposer) -> None:
+    # On a 4Kn disk the agent then fails, naming the sector size, instead of writing vfat.
+    task = task_with(make_task, client, driver_info={"configdrive_readers": ["ignition"]})
+    exposer.attach(task, IMAGE)
+    assert client._command.call_args.kwargs["params"]["format"] == "iso9660"
+    task = task_with(make_task, client, driver_info={"configdrive_readers": "cloud-init"})
+    exposer.attach(task, IMAGE)
+    assert "format" not in client._command.call_args.kwargs["params"]
+
+
 def test_instance_info_device_refused_unless_allowed(make_task: Callable[..., Any],
                                                      client: mock.Mock,
                                                      exposer: PartitionExposer) -> None:
