@@ -175,8 +175,11 @@ def test_the_root_disk_from_inspection():
 
 def test_the_named_device():
     data = {"inventory": {"disks": DISKS}, "plugin_data": {"root_disk": DISKS[1]}}
-    assert sector_size(node(configdrive_device="/dev/sda"), data) == 512
-    assert sector_size(node(configdrive_device="/dev/sdz"), data) is None
+    named = node()
+    named.driver_info = {"configdrive_device": "/dev/sda"}  # the operator's choice
+    assert sector_size(named, data) == 512
+    named.driver_info = {"configdrive_device": "/dev/sdz"}
+    assert sector_size(named, data) is None
 
 
 def test_root_device_hints_pick_the_disk():
