@@ -318,7 +318,7 @@ class _ReportingRetry(_DeadlineRetry):
         if cause.startswith("HTTP 3"):  # redirects are not failures
             return retry
         done = len(retry.history)
-        LOG.warning("Config drive download failed (%s); retry %d of %s", cause, done,
+        LOG.warning("Config drive download failed (%s); retry %s of %s", cause, done,
                     done + retry.total if isinstance(retry.total, int) else "unlimited")
         return retry
 

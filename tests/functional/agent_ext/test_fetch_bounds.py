@@ -136,6 +136,9 @@ def test_no_url_secret_in_any_debug_line_of_a_write(
     server.objects[STORE_PATH] = blob
     server.fault(STORE_PATH, ("status", 500), ("drop", len(blob) // 2))
     caplog.set_level(logging.DEBUG)
+    # oslo.log's default_log_levels (set up by other tests) hold urllib3's pool at WARNING.
+    for name in ("urllib3.connectionpool", "urllib3.util.retry"):
+        caplog.set_level(logging.DEBUG, logger=name)
     out = run(agent, "configdrive.write", device=disk.device,
               configdrive=server.url(STORE_PATH, f"temp_url_sig={SIG}&temp_url_expires=9"),
               sha256=sha256(image), download_timeout=60)
