@@ -5,8 +5,10 @@ Order of work:
 1. zero the first MiB of the target (kills any old signature) and fsync;
 2. keep the image's first MiB (every ISO9660/FAT superblock lives there) in memory and write
    the rest as it arrives, O_DIRECT from page-aligned buffers when the device allows it;
-3. at :meth:`DriveWriter.commit`, once size and sha256 match what the caller expects, write
-   the head, fsync, read the whole range back bypassing the page cache and compare hashes.
+3. at :meth:`DriveWriter.commit`, once size and sha256 match what the caller expects, check
+   that the image is a config drive cloud-init would use (:mod:`.drive_check`, on the head
+   in memory plus the body read back from the disk), then write the head, fsync, read the
+   whole range back bypassing the page cache and compare hashes.
 
 Any failure zeroes the head again, so cloud-init and blkid find no config-2 filesystem, and
 undoes what :func:`prepare_target` did to the table (a partition it created is deleted, one it
@@ -21,9 +23,10 @@ import hmac
 import logging
 import os
 import stat
+from collections.abc import Callable
 from types import TracebackType
 
-from agent_ext.disk import partition
+from agent_ext.disk import drive_check, partition
 from agent_ext.disk.blockio import CHUNK, MIB, BlockFile, aligned_buffer, release
 from agent_ext.disk.partition import Target
 from agent_ext.errors import DeviceError, VerificationError
@@ -44,10 +47,17 @@ class WriteResult:
 
 
 class DriveWriter:
-    """Context manager writing one image to ``target.path``; memory stays ~5 MiB."""
+    """Context manager writing one image to ``target.path``; memory stays ~5 MiB.
 
-    def __init__(self, target: Target) -> None:
+    ``check(image, device)`` runs on the received image before it is made valid and raises
+    to refuse it (default: :func:`.drive_check.check_image`; ``None`` only for raw-byte
+    tests of the disk layer itself).
+    """
+
+    def __init__(self, target: Target,
+                 check: Callable[[bytes, str], None] | None = drive_check.check_image) -> None:
         self.target = target
+        self._check = check
         self._bf: BlockFile | None = None
         self._head = aligned_buffer(HEAD_SIZE)
         self._buf = aligned_buffer(CHUNK)
@@ -194,6 +204,8 @@ class DriveWriter:
             raise self._noted(VerificationError(device=self.target.path, reason=(
                 f"sha256 of the received image is {digest}, expected {expected_sha256}; the "
                 "drive was left without a config-2 signature: rebuild or re-send the image")))
+        if self._check is not None:
+            self._check_content()
         head = min(self._size, HEAD_SIZE)
         if self._bf.direct:
             head = min(-(-head // self._bf.align) * self._bf.align, HEAD_SIZE)
@@ -225,17 +237,42 @@ class DriveWriter:
         return WriteResult(path=self.target.path, size=self._size, sha256=digest,
                            verified=True)
 
+    def _check_content(self) -> None:
+        """Run the content check on the exact bytes about to be made valid; abort if refused."""
+        assert self._bf is not None and self._check is not None
+        try:
+            image = bytes(self._head[: min(self._size, HEAD_SIZE)])
+            if self._size > HEAD_SIZE:
+                image += self._bf.read(HEAD_SIZE, self._size - HEAD_SIZE)
+        except OSError as exc:
+            self.abort()
+            raise self._error(exc, "reading the image back for its content check") from None
+        try:
+            self._check(image, self.target.device)
+        except ConfigDriveError as exc:
+            del image
+            self.abort()
+            raise self._noted(exc) from None
+
     def abort(self) -> None:
-        """Wipe the head (no valid config-2 left behind), release everything, and undo the
-        table change :func:`prepare_target` made for this write (see :attr:`cleanup_note`).
+        """Wipe what this write put on the target (no valid config-2 left behind, no part of
+        the refused image either), release everything, and undo the table change
+        :func:`prepare_target` made for this write (see :attr:`cleanup_note`).
+
+        A reused partition is zeroed whole: its earlier drive is already gone (the head was
+        wiped when the write began), and what it held must not linger; its entry and mark
+        stay, so ``status`` reports it, the next write reuses it and ``remove`` erases it.
         """
         if self._state in ("committed", "aborted"):
             self._release()
             return
         self._state = "aborted"
         if self._bf is not None:
+            written = min(HEAD_SIZE + self._flushed, self._capacity)
+            if self.target.action == "reused":
+                written = self._capacity
             try:
-                self._bf.zero(0, min(HEAD_SIZE, self._capacity))
+                self._bf.zero(0, max(written, min(HEAD_SIZE, self._capacity)))
                 self._bf.sync()
             except OSError as exc:
                 LOG.error("Could not wipe the head of %s after a failed write (%s): it may "
