@@ -245,6 +245,10 @@ class MbrTable:
         self._reload()
         return next(p for p in self.data_partitions() if p.number == part.number)
 
+    def mark(self, part: tbl.Partition) -> tbl.Partition:
+        """An MBR entry has no field to carry a mark: the partition stays as it is."""
+        return part
+
     def remove(self, part: tbl.Partition) -> None:
         index, ebr = self._find(part)
         if ebr is None:

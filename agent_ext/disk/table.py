@@ -23,6 +23,9 @@ class Partition:
     kind: str                   # "gpt", "primary", "extended" or "logical"
     type_id: str = ""
     name: str = ""
+    #: Carries this project's mark (GPT: the config-2 name and a unique GUID of ours), so it
+    #: is ours whatever it holds now (a drive, zeros, or what an older version let through).
+    marked: bool = False
 
     @property
     def sectors(self) -> int:
@@ -50,6 +53,8 @@ class Table(Protocol):
     def grow_limit(self, part: Partition) -> int: ...
 
     def grow(self, part: Partition, new_end: int) -> Partition: ...
+
+    def mark(self, part: Partition) -> Partition: ...
 
     def remove(self, part: Partition) -> None: ...
 

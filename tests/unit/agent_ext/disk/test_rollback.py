@@ -7,7 +7,8 @@ from unittest import mock
 
 import pytest
 
-from agent_ext.disk import DriveWriter, Target, devices, partition
+from agent_ext.disk import DriveWriter, Target, devices, gpt, partition
+from agent_ext.disk.blockio import BlockFile
 from agent_ext.errors import DeviceError, VerificationError
 from tests.unit.agent_ext.disk import disk_images as di
 from tests.unit.agent_ext.disk.test_partition import SIZE, put
@@ -42,12 +43,14 @@ def test_grown_is_shrunk_back(disk):  # noqa: F811
     path, synced, _ = disk
     di.gpt(path, [(2048, 4095)], size=SIZE)
     put(path, 2048, fat_head("CONFIG-2", 2048))
-    table = raw(path)[: 34 * 512]
     target = partition.prepare_target("/dev/fake", size=3 * di.MIB)
     assert (target.action, target.previous_capacity) == ("grown", di.MIB)
     note = partition.rollback(target, 3 * di.MIB)
     assert note == "partition 1, grown for this write, was shrunk back to 1.0 MiB"
-    assert raw(path)[: 34 * 512] == table
+    # Back to its bounds; it keeps the mark it got when the write began (it is ours now).
+    first, end, tguid, uniq, name = di.read_gpt(path)["parts"][1]  # type: ignore[index]
+    assert (first, end, tguid, name) == (2048, 4095, di.LINUX, "config-2")
+    assert gpt.is_owned(uniq)
     assert synced[-1] == (1, 2048 * 512, di.MIB)
 
 
@@ -87,13 +90,35 @@ def test_emptied_named_partition_is_reused_not_doubled(disk):  # noqa: F811
     assert list(di.read_gpt(path)["parts"]) == [1]  # type: ignore[call-overload]
 
 
-def test_named_partition_with_data_or_unnamed_is_not_taken(disk):  # noqa: F811
+def test_marked_partition_with_garbage_is_ours(disk):  # noqa: F811
     path, _, _ = disk
-    di.gpt(path, [(2048, 4095)], size=SIZE)  # named "part1", zeroed
+    di.gpt(path, [(2048, 4095)], size=SIZE)  # named "part1", zeroed: not ours
     first = partition.prepare_target("/dev/fake", size=di.MIB)
-    put(path, first.start_sector + 100, b"data")  # no superblock, but not empty
+    put(path, first.start_sector, b"garbage an older version committed" * 100)
+    status = partition.config_drive_status("/dev/fake")
+    assert not status.present and "hold no config drive" in status.note
+    assert [(p.number, p.marked, p.label) for p in status.partitions] == [(2, True, None)]
     second = partition.prepare_target("/dev/fake", size=di.MIB)
-    assert (second.action, second.partition_number) == ("created", 3)
+    assert (second.action, second.partition_number) == ("reused", 2)
+    removed = partition.remove_config_drive("/dev/fake")
+    assert (removed.removed, removed.partitions) == (True, [2])
+    assert list(di.read_gpt(path)["parts"]) == [1]  # type: ignore[call-overload]
+    assert not any(raw(path)[first.start_sector * 512 : (first.start_sector + 2048) * 512])
+
+
+def test_named_partition_with_data_but_not_marked_is_not_taken(disk):  # noqa: F811
+    path, _, _ = disk
+    di.gpt(path, [(2048, 4095)], size=SIZE)
+    with BlockFile(str(path), write=True) as bf:  # someone else's partition named config-2
+        table = gpt.read(bf, "/dev/fake")
+        assert table is not None
+        off = 56
+        table.entries[off : off + 72] = "config-2".encode("utf-16-le").ljust(72, b"\0")
+        table._write()
+    put(path, 2048 + 100, b"data")  # no superblock, not empty, no mark of ours
+    target = partition.prepare_target("/dev/fake", size=di.MIB)
+    assert (target.action, target.partition_number) == ("created", 2)
+    assert [p.number for p in partition.config_drive_status("/dev/fake").partitions] == [2]
 
 
 def test_a_real_drive_wins_over_an_emptied_one(disk):  # noqa: F811
@@ -106,8 +131,10 @@ def test_a_real_drive_wins_over_an_emptied_one(disk):  # noqa: F811
     target = partition.prepare_target("/dev/fake", size=4096)
     assert (target.action, target.partition_number) == ("reused", 1)
     assert partition.config_drive_status("/dev/fake").partition_number == 1
-    assert partition.remove_config_drive("/dev/fake").partition_number == 1
-    assert partition.remove_config_drive("/dev/fake").partition_number == orphan.partition_number
+    assert [p.number for p in partition.config_drive_status("/dev/fake").partitions] == [
+        1, orphan.partition_number]
+    # One remove erases both: what the conductor's single call must achieve.
+    assert partition.remove_config_drive("/dev/fake").partitions == [1, orphan.partition_number]
     assert not partition.remove_config_drive("/dev/fake").removed
 
 
