@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import hmac
 import logging
+import mmap
 import os
 import stat
 from collections.abc import Callable
@@ -46,16 +47,36 @@ class WriteResult:
     verified: bool          # the bytes read back from the device hash to ``sha256``
 
 
+class _Received:
+    """The received image as a :class:`.drive_check.Source`: its first MiB from the head
+    buffer (not on the disk yet), the rest read back from the target, on demand."""
+
+    def __init__(self, head: mmap.mmap, bf: BlockFile, size: int) -> None:
+        self._head, self._bf, self.size = head, bf, size
+
+    def read(self, offset: int, length: int) -> bytes:
+        end = min(offset + length, self.size)
+        if offset >= end:
+            return b""
+        data = bytes(self._head[offset : min(end, HEAD_SIZE)]) if offset < HEAD_SIZE else b""
+        if end > HEAD_SIZE:
+            start = max(offset, HEAD_SIZE)
+            data += self._bf.read(start, end - start)
+        return data
+
+
 class DriveWriter:
     """Context manager writing one image to ``target.path``; memory stays ~5 MiB.
 
-    ``check(image, device)`` runs on the received image before it is made valid and raises
-    to refuse it (default: :func:`.drive_check.check_image`; ``None`` only for raw-byte
-    tests of the disk layer itself).
+    ``check(source, device)`` runs on the received image (a :class:`.drive_check.Source`:
+    the head from memory, the rest read back from the target) before it is made valid, and
+    raises to refuse it (default: :func:`.drive_check.check_image`; ``None`` only for
+    raw-byte tests of the disk layer itself).
     """
 
     def __init__(self, target: Target,
-                 check: Callable[[bytes, str], None] | None = drive_check.check_image) -> None:
+                 check: Callable[[drive_check.Source, str], None] | None =
+                 drive_check.check_image) -> None:
         self.target = target
         self._check = check
         self._bf: BlockFile | None = None
@@ -241,16 +262,11 @@ class DriveWriter:
         """Run the content check on the exact bytes about to be made valid; abort if refused."""
         assert self._bf is not None and self._check is not None
         try:
-            image = bytes(self._head[: min(self._size, HEAD_SIZE)])
-            if self._size > HEAD_SIZE:
-                image += self._bf.read(HEAD_SIZE, self._size - HEAD_SIZE)
+            self._check(_Received(self._head, self._bf, self._size), self.target.device)
         except OSError as exc:
             self.abort()
             raise self._error(exc, "reading the image back for its content check") from None
-        try:
-            self._check(image, self.target.device)
         except ConfigDriveError as exc:
-            del image
             self.abort()
             raise self._noted(exc) from None
 

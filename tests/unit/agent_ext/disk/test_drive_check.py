@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import os
+import random
 
+import pycdlib
 import pytest
 
 from agent_ext.disk import DriveWriter, Target, drive_check
@@ -69,9 +73,87 @@ def test_writer_checks_the_bytes_it_commits(tmp_path) -> None:  # type: ignore[n
     seen: list[bytes] = []
     image = bad_drives.good_iso() + os.urandom(2 * MIB)   # head and body both
     target = _target(tmp_path, bytes(4 * MIB))
-    with DriveWriter(target, check=lambda data, device: seen.append(data)) as writer:
+    with DriveWriter(target, check=lambda src, _: seen.append(src.read(0, src.size))) as writer:
         for start in range(0, len(image), 300_000):
             writer.write(image[start : start + 300_000])
         writer.commit()
     assert seen == [image]
     assert (tmp_path / "part").read_bytes()[: len(image)] == image
+
+
+# -- the same verdict as validate, on the image core's own corpora -------------------------------
+
+def _corrupted_isos() -> list[bytes]:
+    """A good drive with 1-6 random bytes changed in its descriptors and directories."""
+    rnd = random.Random(4321)  # fixed seed: the same cases every run
+    image = bad_drives.good_iso()
+    out = []
+    for _ in range(300):
+        damaged = bytearray(image)
+        for _ in range(rnd.randint(1, 6)):
+            damaged[rnd.randrange(16 * 2048, 60 * 2048)] = rnd.randrange(256)
+        out.append(bytes(damaged))
+    return out
+
+
+def _other_writers() -> list[bytes]:
+    images = []
+    for joliet, rock_ridge in itertools.product((False, True), repeat=2):
+        iso = pycdlib.PyCdlib()
+        iso.new(interchange_level=3, joliet=3 if joliet else None,
+                rock_ridge="1.09" if rock_ridge else None, vol_ident="config-2")
+        names: dict[str, str] = {}
+        for directory in ("/OPENSTAC", "/OPENSTAC/LATEST"):
+            kw = {}
+            if joliet:
+                kw["joliet_path"] = directory.replace("OPENSTAC", "openstack").lower()
+            if rock_ridge:
+                kw["rr_name"] = directory.rsplit("/", 1)[1].replace("OPENSTAC", "openstack")\
+                    .lower()
+            iso.add_directory(directory, **kw)
+            names[directory] = directory
+        meta = b'{"uuid": "' + bad_drives.UUID.encode() + b'"}'
+        kw = {}
+        if joliet:
+            kw["joliet_path"] = "/openstack/latest/meta_data.json"
+        if rock_ridge:
+            kw["rr_name"] = "meta_data.json"
+        iso.add_fp(io.BytesIO(meta), len(meta), "/OPENSTAC/LATEST/META_DAT.JSO;1", **kw)
+        out = io.BytesIO()
+        iso.write_fp(out)
+        iso.close()
+        images.append(out.getvalue())
+    return images
+
+
+def test_same_verdict_as_validate_on_fat_corruptions_and_foreign_isos() -> None:
+    from tests.unit.image.test_vfat import corruptions
+
+    cases = [*corruptions().values(), *_other_writers(),
+             *(make() for make, _ in bad_drives.CASES.values()),
+             bad_drives.good_iso(), bad_drives.good_vfat()]
+    differ = [i for i, image in enumerate(cases)
+              if bool(drive_check.problems(image)) != bool(validate(image))]
+    assert differ == []
+    # pycdlib's three naming schemes, each a valid drive, but the plain ISO9660 one (8.3
+    # names: no openstack/ directory as Linux shows it).
+    assert [bool(drive_check.problems(image)) for image in _other_writers()] == [
+        True, False, False, False]
+
+
+def test_random_iso_damage_never_refused_where_validate_accepts() -> None:
+    """The walk follows what Linux's isofs reads; validate (pycdlib) also checks formal
+    fields Linux ignores (descriptor padding, path tables, both copies of Rock Ridge
+    fields), which the agent leaves to validate. It refuses nothing validate accepts, but
+    damage validate's reader does not see (a record's two size copies disagreeing, which
+    pycdlib reads past silently)."""
+    refused_only_here = []
+    refused = 0
+    for image in _corrupted_isos():
+        ours = drive_check.problems(image)
+        refused += bool(ours)
+        if ours and not validate(image):
+            refused_only_here.extend(ours)
+    assert all("little-endian but" in p or "beyond the end of the volume" in p
+               for p in refused_only_here), refused_only_here
+    assert refused >= 30    # the walk does notice damage on its way (42 of these 300)
