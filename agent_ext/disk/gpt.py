@@ -170,6 +170,9 @@ class GptTable:
         self._write()
         return part
 
+    #: The mark lives in the entry: the whole partition is the drive's.
+    reserved_tail = 0
+
     def mark(self, part: tbl.Partition) -> tbl.Partition:
         """Give an existing partition (a drive another tool wrote) our name and GUID, so a
         failed write into it leaves it findable; its type, bounds and attributes stay."""

@@ -5,16 +5,13 @@ A partition is *ours* (found by ``status``, reused by a write, erased by ``remov
 * it holds a config drive: its superblock is ISO9660 or FAT labelled config-2 (never udev's
   database or the type: a ramdisk may run without udevd, and drives written by other tools,
   IPA, Nova or by hand, carry no other sign); or
-* it carries our GPT mark (:data:`gpt.OWNER_TAG`: the name ``config-2`` and a unique GUID of
-  ours), whatever it holds: a drive, zeros, or garbage an older version wrote. Every GPT
-  partition this project creates or writes into gets the mark; or
+* it carries our mark, whatever it holds (a drive, zeros, or garbage an older version
+  wrote): on GPT the name ``config-2`` and a unique GUID of ours (:data:`gpt.OWNER_TAG`),
+  on MBR, whose entries have no field for it, a marker in the partition's last sector
+  (:data:`mbr.MARKER_MAGIC`), which the drive never uses. Every partition this project
+  creates or writes into gets the mark; or
 * (left by older versions) it is a GPT partition *named* ``config-2`` whose first MiB is all
   zeros: an emptied config drive.
-
-An MBR entry has no field for a mark, so there only the label finds a drive; the content
-check before commit and the rollback of a failed write (:func:`rollback`) keep an unlabelled
-partition of ours from ever being left behind, and a reused MBR partition whose write failed
-is zeroed, so what stays is zeros, never a drive's data.
 """
 
 from __future__ import annotations
@@ -48,7 +45,9 @@ class Target:
     #: undid the change (the target is then void: call prepare_target again)
     action: str
     start_sector: int | None = None         # first logical sector of the partition
-    previous_capacity: int | None = None    # bytes before "grown", for the rollback
+    previous_capacity: int | None = None    # partition bytes before "grown", for the rollback
+    #: Bytes after ``capacity`` that belong to the partition and hold our mark (MBR).
+    reserved_tail: int = 0
 
 
 @dataclasses.dataclass
@@ -70,7 +69,7 @@ class OurPartition:
     number: int
     path: str
     size: int                   # bytes of the partition
-    marked: bool                # carries our GPT mark
+    marked: bool                # carries our mark (GPT entry, MBR tail sector)
     label: str | None           # config-2 filesystem label, None: no config drive in it
     format: str | None
 
@@ -227,7 +226,8 @@ def _partition_target(disk: devices.Disk, bf: BlockFile, size: int) -> Target:
         raise DeviceError(device=disk.path, reason=(
             "has no partition table (neither GPT nor MBR); deploy the instance image first, "
             "or write the config drive to the whole device (target=device)"))
-    sectors = tbl.sectors_for(size, table.sector_size)
+    reserve = table.reserved_tail
+    sectors = tbl.sectors_for(size + reserve, table.sector_size)
     if sectors * table.sector_size + tbl.MIB > disk.size:
         raise DeviceError(device=disk.path, reason=(
             f"is too small ({disk.size // tbl.MIB} MiB) for a {size}-byte config drive "
@@ -240,7 +240,7 @@ def _partition_target(disk: devices.Disk, bf: BlockFile, size: int) -> Target:
     if found is None:
         part = table.add(table.plan_new(sectors))
         action = "created"
-    elif found.part.sectors * table.sector_size >= size:
+    elif found.part.sectors * table.sector_size - reserve >= size:
         part, action = found.part, "reused"
     else:
         old = found.part
@@ -252,34 +252,46 @@ def _partition_target(disk: devices.Disk, bf: BlockFile, size: int) -> Target:
                 f"partition or the end of the usable space follows it; {table.describe()}); "
                 "remove it with configdrive.remove and write again"))
         part, action, old_sectors = table.grow(old, new_end), "grown", old.sectors
-    if not part.marked and table.scheme == "gpt":
-        # A drive another tool wrote: from now on it is ours whatever happens to the write.
+    if not part.marked or (action == "grown" and table.reserved_tail):
+        # Created, grown (the MBR marker moves to the new end) or a drive another tool
+        # wrote: from now on it is ours, whatever happens to the write.
         part = table.mark(part)
     bf.sync()
     ss = table.sector_size
     try:
         kernel = devices.sync_partition(disk, part.number, part.start * ss, part.sectors * ss)
     except DeviceError:
-        _undo_table_change(table, part, old_sectors)
+        _undo_table_change(bf, table, part, old_sectors)
         raise
     LOG.info("Config drive partition %s (%s) on %s: %s", part.number, kernel.node, disk.path,
              action)
     return Target(device=disk.path, path=kernel.node, partition_number=part.number,
-                  capacity=part.sectors * ss, logical_sector_size=ss, action=action,
-                  start_sector=part.start,
+                  capacity=part.sectors * ss - reserve, logical_sector_size=ss, action=action,
+                  start_sector=part.start, reserved_tail=reserve,
                   previous_capacity=None if old_sectors is None else old_sectors * ss)
 
 
-def _undo_table_change(table: tbl.Table, part: tbl.Partition, old_sectors: int | None) -> None:
+def _undo_table_change(bf: BlockFile, table: tbl.Table, part: tbl.Partition,
+                       old_sectors: int | None) -> None:
     """The kernel refused the partition: take the table change back so no orphan stays."""
     try:
         if old_sectors is None:
+            _drop_mark(bf, table, part)
             table.remove(part)
         else:
-            table.grow(part, part.start + old_sectors - 1)
+            shrunk = table.grow(part, part.start + old_sectors - 1)
+            if table.reserved_tail:
+                table.mark(shrunk)
     except (OSError, DeviceError) as exc:
         LOG.error("Could not undo the table change to partition %s of %s: %s", part.number,
                   table.describe(), exc)
+
+
+def _drop_mark(bf: BlockFile, table: tbl.Table, part: tbl.Partition) -> None:
+    """Zero an MBR marker before its partition is deleted: free space keeps no trace."""
+    if table.reserved_tail:
+        bf.zero(part.end * table.sector_size, table.reserved_tail)
+        bf.sync()
 
 
 def remove_config_drive(device: str) -> RemoveResult:
@@ -377,7 +389,8 @@ def _rollback(disk: devices.Disk, bf: BlockFile, target: Target, written: int) -
     part = next((p for p in table.data_partitions() if p.number == number), None) \
         if table is not None else None
     if table is None or part is None or part.start != target.start_sector or \
-            part.sectors * ss != target.capacity or table.sector_size != ss:
+            part.sectors * ss != target.capacity + target.reserved_tail or \
+            table.sector_size != ss:
         raise DeviceError(device=disk.path, reason=(
             f"partition {number} changed while the config drive was written; it was left "
             "as it is: check the layout"))
@@ -391,6 +404,7 @@ def _rollback(disk: devices.Disk, bf: BlockFile, target: Target, written: int) -
     if target.action == "created":
         bf.zero(part.start * ss, min(tbl.round_up(max(written, 1), bf.align), target.capacity))
         bf.sync()
+        _drop_mark(bf, table, part)
         table.remove(part)
         target.action = "rolled-back"
         devices.forget_partition(disk, part.number)
@@ -399,6 +413,8 @@ def _rollback(disk: devices.Disk, bf: BlockFile, target: Target, written: int) -
     assert target.previous_capacity is not None
     old_sectors = target.previous_capacity // ss
     shrunk = table.grow(part, part.start + old_sectors - 1)
+    if table.reserved_tail:
+        shrunk = table.mark(shrunk)     # the marker moves back to the old end
     target.action = "rolled-back"
     devices.sync_partition(disk, number, shrunk.start * ss, shrunk.sectors * ss)
     LOG.info("Shrank partition %s of %s back to %s after the failed write", number,

@@ -38,6 +38,10 @@ class Table(Protocol):
     scheme: str                 # "gpt" or "mbr"
     sector_size: int
 
+    @property
+    def reserved_tail(self) -> int:
+        """Bytes at a partition's end kept for our mark (MBR), never written by a drive."""
+
     def data_partitions(self) -> list[Partition]: ...
 
     def describe(self) -> str: ...
@@ -54,7 +58,8 @@ class Table(Protocol):
 
     def grow(self, part: Partition, new_end: int) -> Partition: ...
 
-    def mark(self, part: Partition) -> Partition: ...
+    def mark(self, part: Partition) -> Partition:
+        """Give ``part`` this project's mark (GPT: name and unique GUID; MBR: tail sector)."""
 
     def remove(self, part: Partition) -> None: ...
 

@@ -7,7 +7,7 @@ from unittest import mock
 
 import pytest
 
-from agent_ext.disk import DriveWriter, Target, devices, gpt, partition
+from agent_ext.disk import DriveWriter, Target, devices, gpt, mbr, partition
 from agent_ext.disk.blockio import BlockFile
 from agent_ext.errors import DeviceError, VerificationError
 from tests.unit.agent_ext.disk import disk_images as di
@@ -138,14 +138,45 @@ def test_a_real_drive_wins_over_an_emptied_one(disk):  # noqa: F811
     assert not partition.remove_config_drive("/dev/fake").removed
 
 
-def test_mbr_empty_partition_is_never_claimed(disk):  # noqa: F811
+def test_mbr_partition_of_ours_is_found_by_its_tail_marker(disk):  # noqa: F811
     path, _, _ = disk
     di.mbr(path, [(0x83, 2048, 2048)], size=SIZE)
     target = partition.prepare_target("/dev/fake", size=di.MIB)
     assert (target.action, target.partition_number) == ("created", 2)
-    # No name to go by: without the rollback a retry would add a third partition.
+    # One sector more than the image, for the marker, rounded up to whole MiB.
+    assert target.capacity + target.reserved_tail == 2 * di.MIB and target.reserved_tail == 512
+    tail = (target.start_sector + 4096 - 1) * 512
+    assert raw(path)[tail : tail + 32] == mbr.MARKER_MAGIC
+    # Left empty (a failed write whose rollback could not run): found, not doubled.
     again = partition.prepare_target("/dev/fake", size=di.MIB)
-    assert (again.action, again.partition_number) == ("created", 3)
+    assert (again.action, again.partition_number) == ("reused", 2)
+    listed = partition.config_drive_status("/dev/fake").partitions
+    assert [(p.number, p.marked, p.label) for p in listed] == [(2, True, None)]
+    sector = raw(path)[tail : tail + 512]
+    assert partition.remove_config_drive("/dev/fake").partitions == [2]
+    assert not any(raw(path)[target.start_sector * 512 : tail + 512])
+    # The marker copied into partition 1 (whose start and length differ) marks nothing.
+    put(path, 2048 + 2047, sector)
+    assert partition.config_drive_status("/dev/fake").partitions == []
+
+
+def test_mbr_marker_must_match_its_partition():
+    part = mbr.tbl.Partition(number=1, start=2048, end=4095, kind="primary")
+    tail = mbr.marker(part, 512)
+    assert mbr.is_marked(tail, part)
+    moved = mbr.tbl.Partition(number=1, start=4096, end=6143, kind="primary")
+    assert not mbr.is_marked(tail, moved)
+    damaged = tail[:40] + bytes([tail[40] ^ 1]) + tail[41:]
+    assert not mbr.is_marked(damaged, part)
+
+
+def test_rollback_of_a_created_mbr_partition_leaves_no_marker(disk):  # noqa: F811
+    path, _, _ = disk
+    di.mbr(path, [(0x83, 2048, 2048)], size=SIZE)
+    before = raw(path)
+    target = partition.prepare_target("/dev/fake", size=3 * di.MIB)
+    assert partition.rollback(target, 3 * di.MIB).endswith("was deleted again")
+    assert raw(path) == before
 
 
 def test_kernel_refusing_a_new_partition_takes_the_entry_back(disk):  # noqa: F811
