@@ -83,13 +83,14 @@ def _u32(data: bytes, offset: int) -> int:
     return int(struct.unpack_from("<I", data, offset)[0])
 
 
-def _both32(data: bytes, offset: int, what: str) -> int:
+def _both32(data: bytes, offset: int, what: str, path: str = "") -> int:
     """A both-endian 32-bit field; copies that disagree mean a damaged structure."""
     little, big = struct.unpack_from("<I", data, offset)[0], \
         struct.unpack_from(">I", data, offset + 4)[0]
     if little != big:
-        raise _bad(f"the {what} reads {little} little-endian but {big} big-endian; the "
-                   "ISO9660 structures are corrupt")
+        where = f" of /{path}" if path else ""
+        raise _bad(f"the {what}{where} reads {little} little-endian but {big} big-endian; "
+                   "the ISO9660 structures are corrupt")
     return int(little)
 
 
@@ -174,8 +175,9 @@ class _IsoTree:
         dot = self._extent(root.extent, min(root.size, _SECTOR))
         return dot[34:36] == b"SP" and dot[38:40] == b"\xbe\xef"
 
-    def _rr_name(self, system_use: bytes) -> str | None:
-        name, area, hops = b"", system_use, 0
+    def _rock_ridge(self, system_use: bytes) -> tuple[str | None, bool]:
+        """The Rock Ridge name of a record (None: it has none) and whether it is a link."""
+        name, area, hops, link = b"", system_use, 0, False
         while True:
             pos, follow = 0, None
             while pos + 4 <= len(area):
@@ -184,6 +186,8 @@ class _IsoTree:
                     break
                 if sig == b"NM" and length >= 5:
                     name += area[pos + 5 : pos + length]
+                elif sig == b"SL":
+                    link = True
                 elif sig == b"CE" and length >= 28:
                     follow = (_u32(area, pos + 4), _u32(area, pos + 12), _u32(area, pos + 20))
                 elif sig == b"ST":
@@ -194,15 +198,10 @@ class _IsoTree:
             hops += 1
             block, offset, size = follow
             area = self._extent(block, offset + size)[offset:]
-        return name.decode("utf-8", "surrogateescape") if name else None
+        return (name.decode("utf-8", "surrogateescape") if name else None), link
 
-    def _name(self, record: bytes, system_use: bytes, is_dir: bool) -> str:
+    def _name(self, record: bytes, is_dir: bool) -> str:
         ident = record[33 : 33 + record[32]]
-        if self.names == "rr":
-            name = self._rr_name(system_use)
-            if name is None:
-                raise _bad(f"entry {ident!r} has no Rock Ridge name; the image is corrupt")
-            return name
         if self.names == "joliet":
             text = ident.decode("utf-16-be", "surrogatepass")
             return text if is_dir else text.split(";", 1)[0]
@@ -222,14 +221,21 @@ class _IsoTree:
                 if entries > MAX_ENTRIES:
                     raise _bad(f"more than {MAX_ENTRIES} directory entries")
                 is_dir = bool(record[25] & 2)
-                if self.names == "rr" and not is_dir and b"SL" in _su_signatures(system_use):
-                    continue                     # a symbolic link: read_iso skips them too
-                name = self._name(record, system_use, is_dir)
+                if self.names == "rr":
+                    rr_name, link = self._rock_ridge(system_use)
+                    if link and not is_dir:
+                        continue                 # a symbolic link: read_iso skips them too
+                    if rr_name is None:
+                        raise _bad(f"entry {record[33 : 33 + record[32]]!r} has no Rock Ridge "
+                                   "name; the image is corrupt")
+                    name = rr_name
+                else:
+                    name = self._name(record, is_dir)
                 if not name or name in (".", "..") or "/" in name:
                     raise _bad(f"an entry under /{prefix} has an unusable name {name!r}")
                 path = prefix + name
-                child = _Node(_both32(record, 2, f"location of /{path}"),
-                              _both32(record, 10, f"size of /{path}"), is_dir)
+                child = _Node(_both32(record, 2, "location", path),
+                              _both32(record, 10, "size", path), is_dir)
                 if is_dir:
                     if child.extent in seen:
                         raise _bad(f"directory /{path} loops back to a directory already read "
@@ -250,14 +256,6 @@ class _IsoTree:
 
     def read(self, node: _Node) -> bytes:
         return self._extent(node.extent, node.size) if node.size else b""
-
-
-def _su_signatures(area: bytes) -> set[bytes]:
-    found, pos = set(), 0
-    while pos + 4 <= len(area) and area[pos + 2] >= 4:
-        found.add(area[pos : pos + 2])
-        pos += area[pos + 2]
-    return found
 
 
 class _LazyFiles(Mapping[str, bytes]):
