@@ -4,9 +4,10 @@ Bytes flow through in pieces of at most 1 MiB: the download (or inline text, or 
 decoded on the fly by the image core's :class:`StreamDecoder` (64 MiB cap enforced while
 inflating) and handed to the disk layer's :class:`DriveWriter`, which hashes what it gets,
 writes the label-carrying blocks last and verifies by read-back. Nothing is made valid before
-the expected size and sha256 (those of the *decoded* image) match and the image passed the
-same checks as ``ironic-configdrive validate`` (:mod:`agent_ext.disk.drive_check`): an
-intact download of something cloud-init cannot use is refused, not written. Nothing is
+the expected size and sha256 (those of the *decoded* image) match and the image passed
+``validate``'s label and content rules on what Linux reads of it
+(:mod:`agent_ext.disk.drive_check`): an intact download of something cloud-init cannot use
+is refused, not written. Nothing is
 prepared on the disk before the first decoded bytes prove the data is a config drive (a 404,
 an expired temp URL or garbage fail without touching it).
 
