@@ -51,5 +51,17 @@ class VerificationError(AgentConfigDriveError):
     message_template = "config drive verification failed on {device}: {reason}"
 
 
+class NotAConfigDriveError(AgentConfigDriveError):
+    """The received image arrived intact but is not a drive cloud-init would use."""
+
+    category = "invalid_media"
+    message_template = (
+        "refused to write the config drive to {device}: {reason}; nothing was made valid "
+        "on the disk. The image itself is wrong (not a transfer fault): check it with "
+        "`ironic-configdrive validate IMAGE` and rebuild it (for a deploy: deploy again with "
+        "a corrected --config-drive)")
+
+
 __all__ = ["AgentConfigDriveError", "DeviceError", "DownloadDeadlineExceeded",
-           "DownloadTooLarge", "InvalidInputError", "TransferError", "VerificationError"]
+           "DownloadTooLarge", "InvalidInputError", "NotAConfigDriveError", "TransferError",
+           "VerificationError"]

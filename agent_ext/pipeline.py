@@ -4,9 +4,12 @@ Bytes flow through in pieces of at most 1 MiB: the download (or inline text, or 
 decoded on the fly by the image core's :class:`StreamDecoder` (64 MiB cap enforced while
 inflating) and handed to the disk layer's :class:`DriveWriter`, which hashes what it gets,
 writes the label-carrying blocks last and verifies by read-back. Nothing is made valid before
-the expected size and sha256 (those of the *decoded* image) match. Nothing is prepared on the
-disk before the first decoded bytes prove the data is a config drive (a 404, an expired temp
-URL or garbage fail without touching it).
+the expected size and sha256 (those of the *decoded* image) match and the image passed
+``validate``'s label and content rules on what Linux reads of it
+(:mod:`agent_ext.disk.drive_check`): an intact download of something cloud-init cannot use
+is refused, not written. Nothing is
+prepared on the disk before the first decoded bytes prove the data is a config drive (a 404,
+an expired temp URL or garbage fail without touching it).
 
 The one exception to streaming: a filesystem the disk cannot serve as-is (ISO9660 or a
 512-byte-sector FAT on a 4Kn disk, or a format preference that differs from the image) has
@@ -294,6 +297,10 @@ def _rebuild_write(disk: Any, device: str, target: str, first: bytes, pieces: It
     source_size = len(image)
     digest = hashlib.sha256(image).hexdigest()
     _verify(device, source_size, digest, expected_size, expected_sha)
+    # A rebuild would paper over a wrong label: refuse what cloud-init could not use first.
+    from agent_ext.disk import drive_check
+
+    drive_check.check_image(image, device)
     rebuilt = rebuild_image(image, fmt=out_format,
                             sector_size=sector_size if out_format == formats.VFAT else 512)
     del image

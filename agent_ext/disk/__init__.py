@@ -10,10 +10,15 @@ Public API (what the extension and the CLI use)::
     remove_config_drive("/dev/sda")                                # RemoveResult
     config_drive_status("/dev/sda")                                # StatusResult
 
-A write that fails (any exception inside the ``with``, a bad hash, a short image) leaves no
-config-2 filesystem, and the writer undoes the table change ``prepare_target`` made for it: a
-created partition is deleted, a grown one shrunk back (``partition.rollback``); the error
-message says what was done. A retry therefore never adds a second config-2 partition.
+``commit`` refuses an image cloud-init could not use (:mod:`.drive_check`) before it makes
+it valid. A write that fails (any exception inside the ``with``, a bad hash, a short image, a
+refused image) leaves no config-2 filesystem, and the writer undoes the table change
+``prepare_target`` made for it: a created partition is deleted, a grown one shrunk back
+(``partition.rollback``), a reused one zeroed and kept, marked; the error message says what
+was done. A retry therefore never adds a second config-2 partition.
+
+Partitions this project creates or writes into are marked (GPT: name and unique GUID; MBR:
+the last sector), so ``status``, the next write and ``remove`` find them whatever they hold.
 
 Tables are edited in Python (GPT and MBR, including logical partitions) and the kernel is
 told about the one partition that changed through BLKPG; nodes are awaited by polling with a

@@ -7,6 +7,7 @@ whole table. ``sgdisk -v`` checks the result in the functional tests.
 
 from __future__ import annotations
 
+import os
 import struct
 import uuid
 import zlib
@@ -26,6 +27,30 @@ _ENTRY: Final = struct.Struct("<16s16sQQQ72s")
 #: mount the drive and assign it a letter, which cloudbase-init does not need.
 LINUX_FS_GUID: Final = uuid.UUID("0FC63DAF-8483-4772-8E79-3D69D8477DE4")
 _EMPTY: Final = bytes(16)
+
+#: How a partition this project made is recognised whatever it holds: the name
+#: ``config-2`` *and* a unique partition GUID that is an RFC 9562 version 8 ("custom")
+#: UUID starting with these 6 bytes, the other 74 bits random. Partitioning tools make
+#: version 4 GUIDs, so no partition made elsewhere matches by chance, and the type stays
+#: Linux filesystem data, which IPA, the guest and other tools expect. The name alone is
+#: not enough: anyone may name a partition config-2.
+OWNER_TAG: Final = bytes.fromhex("c0f1d217e5a1")  # "config drive, ironic-configdrive"
+
+
+def owned_guid() -> uuid.UUID:
+    """A fresh unique partition GUID carrying :data:`OWNER_TAG`."""
+    raw = bytearray(OWNER_TAG + os.urandom(10))
+    raw[6] = 0x80 | (raw[6] & 0x0F)        # version 8
+    raw[8] = 0x80 | (raw[8] & 0x3F)        # RFC 9562 variant
+    return uuid.UUID(bytes=bytes(raw))
+
+
+def is_owned(guid: uuid.UUID) -> bool:
+    return guid.bytes[:6] == OWNER_TAG and guid.version == 8
+
+
+def _encoded_name(name: str) -> bytes:
+    return name.encode("utf-16-le").ljust(72, b"\x00")
 
 
 def _crc(data: bytes | bytearray) -> int:
@@ -69,14 +94,15 @@ class GptTable:
     def _parse_entries(self) -> list[tbl.Partition]:
         parts = []
         for i in range(self.num_entries):
-            type_guid, _uniq, first, last, _attrs, name = _ENTRY.unpack_from(
+            type_guid, unique, first, last, _attrs, raw_name = _ENTRY.unpack_from(
                 self.entries, i * self.entry_size)
             if type_guid == _EMPTY:
                 continue
+            name = raw_name.decode("utf-16-le", "replace").split("\x00", 1)[0]
             parts.append(tbl.Partition(
                 number=i + 1, start=first, end=last, kind="gpt",
-                type_id=str(uuid.UUID(bytes_le=type_guid)).upper(),
-                name=name.decode("utf-16-le", "replace").split("\x00", 1)[0]))
+                type_id=str(uuid.UUID(bytes_le=type_guid)).upper(), name=name,
+                marked=name == tbl.PART_NAME and is_owned(uuid.UUID(bytes_le=unique))))
         return parts
 
     # --- queries -----------------------------------------------------------------------
@@ -129,20 +155,33 @@ class GptTable:
         if spot is None:
             raise tbl.no_space(self.device, self, sectors, regions)
         return tbl.Partition(number=free[0] + 1, start=spot[0], end=spot[1], kind="gpt",
-                             type_id=str(LINUX_FS_GUID).upper(), name=tbl.PART_NAME)
+                             type_id=str(LINUX_FS_GUID).upper(), name=tbl.PART_NAME,
+                             marked=True)
 
     def _entry_type(self, index: int) -> bytes:
         off = index * self.entry_size
         return bytes(self.entries[off : off + 16])
 
     def add(self, part: tbl.Partition) -> tbl.Partition:
-        name = tbl.PART_NAME.encode("utf-16-le").ljust(72, b"\x00")
         _ENTRY.pack_into(self.entries, (part.number - 1) * self.entry_size,
-                         LINUX_FS_GUID.bytes_le, uuid.uuid4().bytes_le, part.start, part.end,
-                         0, name)
+                         LINUX_FS_GUID.bytes_le, owned_guid().bytes_le, part.start, part.end,
+                         0, _encoded_name(tbl.PART_NAME))
         self.partitions = self._parse_entries()
         self._write()
         return part
+
+    #: The mark lives in the entry: the whole partition is the drive's.
+    reserved_tail = 0
+
+    def mark(self, part: tbl.Partition) -> tbl.Partition:
+        """Give an existing partition (a drive another tool wrote) our name and GUID, so a
+        failed write into it leaves it findable; its type, bounds and attributes stay."""
+        off = (part.number - 1) * self.entry_size
+        self.entries[off + 16 : off + 32] = owned_guid().bytes_le
+        self.entries[off + 56 : off + 128] = _encoded_name(tbl.PART_NAME)
+        self.partitions = self._parse_entries()
+        self._write()
+        return next(p for p in self.partitions if p.number == part.number)
 
     def grow_limit(self, part: tbl.Partition) -> int:
         """Last sector ``part`` may grow to: the end of usable space if nothing follows it."""

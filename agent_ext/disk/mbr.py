@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+import zlib
 from typing import Final
 
 from agent_ext.disk import table as tbl
@@ -22,6 +23,29 @@ LINUX_TYPE: Final = 0x83
 #: MBR entries hold 32-bit LBAs: nothing may end at or beyond sector 2**32 (2 TiB at 512 B).
 MAX_LBA: Final = 2**32 - 1
 _MAX_EBRS: Final = 256
+
+#: An MBR entry has no name or GUID, so a partition this project made or wrote into is
+#: marked in its own last logical sector, which the config drive never uses (capacity
+#: excludes it): this magic, the partition's start and length in sectors (a copy left
+#: behind by a moved or resized partition does not match) and a CRC32 of the three.
+#: Removing the partition zeroes it with everything else.
+MARKER_MAGIC: Final = b"ironic-configdrive config-2 v1\x00\x00"
+_MARKER: Final = struct.Struct("<32sQQ")
+
+
+def marker(part: tbl.Partition, sector_size: int) -> bytes:
+    body = _MARKER.pack(MARKER_MAGIC, part.start, part.sectors)
+    return (body + struct.pack("<I", zlib.crc32(body))).ljust(sector_size, b"\x00")
+
+
+def is_marked(tail: bytes, part: tbl.Partition) -> bool:
+    """Whether ``tail`` (the partition's last sector) is our marker for exactly ``part``."""
+    size = _MARKER.size
+    if len(tail) < size + 4 or not tail.startswith(MARKER_MAGIC):
+        return False
+    _magic, start, sectors = _MARKER.unpack_from(tail)
+    (crc,) = struct.unpack_from("<I", tail, size)
+    return (start, sectors) == (part.start, part.sectors) and crc == zlib.crc32(tail[:size])
 
 
 def chs(lba: int) -> bytes:
@@ -81,6 +105,9 @@ class MbrTable:
                                             kind=kind, type_id=f"0x{ptype:02x}"))
         self.extended = next((p for p in self.slots if p and p.kind == "extended"), None)
         self.chain = self._read_chain() if self.extended else []
+        for part in self.data_partitions():
+            tail = self.bf.read(part.end * self.sector_size, self.sector_size)
+            part.marked = is_marked(tail, part)
 
     def _read_chain(self) -> list[Ebr]:
         assert self.extended is not None
@@ -244,6 +271,18 @@ class MbrTable:
                     self.extended.start))
         self._reload()
         return next(p for p in self.data_partitions() if p.number == part.number)
+
+    def mark(self, part: tbl.Partition) -> tbl.Partition:
+        """Write our marker into the partition's last sector (see :data:`MARKER_MAGIC`);
+        the caller keeps that sector out of the space it writes a drive to."""
+        self.bf.write(part.end * self.sector_size, marker(part, self.sector_size))
+        self.bf.sync()
+        return dataclasses.replace(part, marked=True)
+
+    #: Bytes at the end of a partition a drive may not use: the marker's sector.
+    @property
+    def reserved_tail(self) -> int:
+        return self.sector_size
 
     def remove(self, part: tbl.Partition) -> None:
         index, ebr = self._find(part)

@@ -1,14 +1,17 @@
 """Find, reuse, grow, create and remove the config-2 partition of a disk.
 
-A config drive is recognised by its superblock (ISO9660 or FAT labelled config-2), never by
-udev's database or the type: a ramdisk may run without udevd, and drives written by other tools
-(IPA, Nova, by hand) carry no other mark.
+A partition is *ours* (found by ``status``, reused by a write, erased by ``remove``) when
 
-One exception keeps a failed write from leading to a second config-2 partition: a GPT
-partition *named* ``config-2`` whose first MiB is all zeros is an emptied config drive (what
-our writer and remove leave behind) and is reused when no real config drive exists. An MBR
-entry has no name, so an empty MBR partition is never claimed: there, only the rollback of a
-failed write (:func:`rollback`) prevents a leftover.
+* it holds a config drive: its superblock is ISO9660 or FAT labelled config-2 (never udev's
+  database or the type: a ramdisk may run without udevd, and drives written by other tools,
+  IPA, Nova or by hand, carry no other sign); or
+* it carries our mark, whatever it holds (a drive, zeros, or garbage an older version
+  wrote): on GPT the name ``config-2`` and a unique GUID of ours (:data:`gpt.OWNER_TAG`),
+  on MBR, whose entries have no field for it, a marker in the partition's last sector
+  (:data:`mbr.MARKER_MAGIC`), which the drive never uses. Every partition this project
+  creates or writes into gets the mark; or
+* (left by older versions) it is a GPT partition *named* ``config-2`` whose first MiB is all
+  zeros: an emptied config drive.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ class Target:
     #: undid the change (the target is then void: call prepare_target again)
     action: str
     start_sector: int | None = None         # first logical sector of the partition
-    previous_capacity: int | None = None    # bytes before "grown", for the rollback
+    previous_capacity: int | None = None    # partition bytes before "grown", for the rollback
+    #: Bytes after ``capacity`` that belong to the partition and hold our mark (MBR).
+    reserved_tail: int = 0
 
 
 @dataclasses.dataclass
@@ -53,6 +58,20 @@ class RemoveResult:
     zeroed_bytes: int
     message: str
     device: str = ""
+    #: Every partition number removed (a drive, marked or emptied partitions of ours).
+    partitions: list[int] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class OurPartition:
+    """One partition that is ours (see the module doc), as ``status`` lists it."""
+
+    number: int
+    path: str
+    size: int                   # bytes of the partition
+    marked: bool                # carries our mark (GPT entry, MBR tail sector)
+    label: str | None           # config-2 filesystem label, None: no config drive in it
+    format: str | None
 
 
 @dataclasses.dataclass
@@ -66,12 +85,16 @@ class StatusResult:
     sha256: str | None
     device: str = ""
     partition_size: int | None = None
+    #: Every partition that is ours, including those without a usable drive.
+    partitions: list[OurPartition] = dataclasses.field(default_factory=list)
+    #: Why no drive is reported although partitions are listed ("" when nothing to say).
+    note: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
 class _Found:
     part: tbl.Partition
-    probe: superblock.Probe | None      # None: an emptied GPT partition named config-2
+    probe: superblock.Probe | None      # None: ours (marked or emptied) but no drive in it
 
 
 def read_table(bf: BlockFile, device: str) -> gpt.GptTable | mbr.MbrTable | None:
@@ -91,12 +114,13 @@ def read_table(bf: BlockFile, device: str) -> gpt.GptTable | mbr.MbrTable | None
     return found
 
 
-def _find_drives(bf: BlockFile, table: tbl.Table) -> list[_Found]:
+def _ours(bf: BlockFile, table: tbl.Table) -> list[_Found]:
+    """Every partition that is ours (see the module doc), in table order."""
     found = []
     for part in table.data_partitions():
         length = min(formats.SNIFF_SIZE, part.sectors * table.sector_size)
         probe = superblock.probe(bf.read(part.start * table.sector_size, length))
-        if probe is not None:
+        if probe is not None or part.marked or _is_emptied_drive(bf, table, part):
             found.append(_Found(part, probe))
     return found
 
@@ -114,22 +138,19 @@ def _is_emptied_drive(bf: BlockFile, table: tbl.Table, part: tbl.Partition) -> b
 
 
 def _find_config_drive(device: str, bf: BlockFile, table: tbl.Table) -> _Found | None:
-    """The disk's config drive; else an emptied GPT ``config-2`` partition to reuse.
-
-    Real drives win, so a disk left with an empty partition by an older version and a
-    good drive elsewhere still works; several empty ones (only such older leftovers) are
-    taken largest first, one per call, so repeated removes clear them all.
-    """
-    drive = _only_drive(device, _find_drives(bf, table))
+    """The partition a write reuses: the disk's config drive; else a partition of ours
+    without one (marked ones first, then the largest), so a failed or refused write never
+    leads to a second partition."""
+    ours = _ours(bf, table)
+    drive = _only_drive(device, [f for f in ours if f.probe is not None])
     if drive is not None:
         return drive
-    empty = [p for p in table.data_partitions() if _is_emptied_drive(bf, table, p)]
-    if not empty:
+    if not ours:
         return None
-    part = max(empty, key=lambda p: (p.sectors, -p.number))
-    LOG.info("Partition %s of %s is named %s and empty: reusing it", part.number, device,
-             tbl.PART_NAME)
-    return _Found(part, None)
+    found = max(ours, key=lambda f: (f.part.marked, f.part.sectors, -f.part.number))
+    LOG.info("Partition %s of %s is ours (%s) and holds no config drive: reusing it",
+             found.part.number, device, "marked" if found.part.marked else "named config-2")
+    return found
 
 
 def _whole_device_drive(bf: BlockFile) -> superblock.Probe | None:
@@ -205,7 +226,8 @@ def _partition_target(disk: devices.Disk, bf: BlockFile, size: int) -> Target:
         raise DeviceError(device=disk.path, reason=(
             "has no partition table (neither GPT nor MBR); deploy the instance image first, "
             "or write the config drive to the whole device (target=device)"))
-    sectors = tbl.sectors_for(size, table.sector_size)
+    reserve = table.reserved_tail
+    sectors = tbl.sectors_for(size + reserve, table.sector_size)
     if sectors * table.sector_size + tbl.MIB > disk.size:
         raise DeviceError(device=disk.path, reason=(
             f"is too small ({disk.size // tbl.MIB} MiB) for a {size}-byte config drive "
@@ -218,7 +240,7 @@ def _partition_target(disk: devices.Disk, bf: BlockFile, size: int) -> Target:
     if found is None:
         part = table.add(table.plan_new(sectors))
         action = "created"
-    elif found.part.sectors * table.sector_size >= size:
+    elif found.part.sectors * table.sector_size - reserve >= size:
         part, action = found.part, "reused"
     else:
         old = found.part
@@ -230,31 +252,46 @@ def _partition_target(disk: devices.Disk, bf: BlockFile, size: int) -> Target:
                 f"partition or the end of the usable space follows it; {table.describe()}); "
                 "remove it with configdrive.remove and write again"))
         part, action, old_sectors = table.grow(old, new_end), "grown", old.sectors
+    if not part.marked or (action == "grown" and table.reserved_tail):
+        # Created, grown (the MBR marker moves to the new end) or a drive another tool
+        # wrote: from now on it is ours, whatever happens to the write.
+        part = table.mark(part)
     bf.sync()
     ss = table.sector_size
     try:
         kernel = devices.sync_partition(disk, part.number, part.start * ss, part.sectors * ss)
     except DeviceError:
-        _undo_table_change(table, part, old_sectors)
+        _undo_table_change(bf, table, part, old_sectors)
         raise
     LOG.info("Config drive partition %s (%s) on %s: %s", part.number, kernel.node, disk.path,
              action)
     return Target(device=disk.path, path=kernel.node, partition_number=part.number,
-                  capacity=part.sectors * ss, logical_sector_size=ss, action=action,
-                  start_sector=part.start,
+                  capacity=part.sectors * ss - reserve, logical_sector_size=ss, action=action,
+                  start_sector=part.start, reserved_tail=reserve,
                   previous_capacity=None if old_sectors is None else old_sectors * ss)
 
 
-def _undo_table_change(table: tbl.Table, part: tbl.Partition, old_sectors: int | None) -> None:
+def _undo_table_change(bf: BlockFile, table: tbl.Table, part: tbl.Partition,
+                       old_sectors: int | None) -> None:
     """The kernel refused the partition: take the table change back so no orphan stays."""
     try:
         if old_sectors is None:
+            _drop_mark(bf, table, part)
             table.remove(part)
         else:
-            table.grow(part, part.start + old_sectors - 1)
+            shrunk = table.grow(part, part.start + old_sectors - 1)
+            if table.reserved_tail:
+                table.mark(shrunk)
     except (OSError, DeviceError) as exc:
         LOG.error("Could not undo the table change to partition %s of %s: %s", part.number,
                   table.describe(), exc)
+
+
+def _drop_mark(bf: BlockFile, table: tbl.Table, part: tbl.Partition) -> None:
+    """Zero an MBR marker before its partition is deleted: free space keeps no trace."""
+    if table.reserved_tail:
+        bf.zero(part.end * table.sector_size, table.reserved_tail)
+        bf.sync()
 
 
 def remove_config_drive(device: str) -> RemoveResult:
@@ -286,29 +323,40 @@ def _remove(disk: devices.Disk, bf: BlockFile) -> RemoveResult:
                             device=disk.path,
                             message=f"{disk.path} has no partition table and no config drive; "
                                     "nothing to remove")
-    found = _find_config_drive(disk.path, bf, table)
-    if found is None:
+    ours = _ours(bf, table)
+    if not ours:
         return RemoveResult(removed=False, path=None, partition_number=None, zeroed_bytes=0,
                             device=disk.path,
                             message=f"no config-2 partition on {disk.path}; nothing to remove")
-    part, ss = found.part, table.sector_size
-    kernel = devices.kernel_partitions(disk).get(part.number)
-    node = kernel.node if kernel else devices.partition_path(disk.path, part.number)
-    if kernel is not None:
-        # O_EXCL on the partition fails while it is mounted: refuse before zeroing anything.
-        try:
-            os.close(os.open(kernel.node, os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC))
-        except OSError as exc:
-            raise _os_error(kernel.node, exc, "claiming the config drive partition") from None
-    bf.zero(part.start * ss, part.sectors * ss)
-    bf.sync()
-    table.remove(part)
-    devices.forget_partition(disk, part.number)
-    LOG.info("Removed config drive partition %s of %s", part.number, disk.path)
-    return RemoveResult(removed=True, path=node, partition_number=part.number,
-                        zeroed_bytes=part.sectors * ss, device=disk.path,
-                        message=f"zeroed and deleted config-2 partition {part.number} "
-                                f"({node}) of {disk.path}")
+    ss = table.sector_size
+    kernel = devices.kernel_partitions(disk)
+    for found in ours:
+        node = kernel.get(found.part.number)
+        if node is not None:
+            # O_EXCL fails while a partition is mounted: refuse before zeroing anything.
+            try:
+                os.close(os.open(node.node, os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC))
+            except OSError as exc:
+                raise _os_error(node.node, exc, "claiming the config drive partition") from None
+    zeroed = 0
+    # Highest number first: deleting a logical MBR partition renumbers those after it.
+    for found in sorted(ours, key=lambda f: -f.part.number):
+        part = found.part
+        bf.zero(part.start * ss, part.sectors * ss)
+        bf.sync()
+        table.remove(part)
+        devices.forget_partition(disk, part.number)
+        zeroed += part.sectors * ss
+        LOG.info("Removed config drive partition %s of %s", part.number, disk.path)
+    first = ours[0].part.number
+    known = kernel.get(first)
+    path = known.node if known else devices.partition_path(disk.path, first)
+    numbers = [f.part.number for f in ours]
+    listed = ", ".join(map(str, numbers))
+    return RemoveResult(removed=True, path=path, partition_number=first, zeroed_bytes=zeroed,
+                        device=disk.path, partitions=numbers,
+                        message=f"zeroed and deleted config-2 partition"
+                                f"{'s' if len(numbers) > 1 else ''} {listed} of {disk.path}")
 
 
 def rollback(target: Target, written: int) -> str:
@@ -341,7 +389,8 @@ def _rollback(disk: devices.Disk, bf: BlockFile, target: Target, written: int) -
     part = next((p for p in table.data_partitions() if p.number == number), None) \
         if table is not None else None
     if table is None or part is None or part.start != target.start_sector or \
-            part.sectors * ss != target.capacity or table.sector_size != ss:
+            part.sectors * ss != target.capacity + target.reserved_tail or \
+            table.sector_size != ss:
         raise DeviceError(device=disk.path, reason=(
             f"partition {number} changed while the config drive was written; it was left "
             "as it is: check the layout"))
@@ -355,6 +404,7 @@ def _rollback(disk: devices.Disk, bf: BlockFile, target: Target, written: int) -
     if target.action == "created":
         bf.zero(part.start * ss, min(tbl.round_up(max(written, 1), bf.align), target.capacity))
         bf.sync()
+        _drop_mark(bf, table, part)
         table.remove(part)
         target.action = "rolled-back"
         devices.forget_partition(disk, part.number)
@@ -363,6 +413,8 @@ def _rollback(disk: devices.Disk, bf: BlockFile, target: Target, written: int) -
     assert target.previous_capacity is not None
     old_sectors = target.previous_capacity // ss
     shrunk = table.grow(part, part.start + old_sectors - 1)
+    if table.reserved_tail:
+        shrunk = table.mark(shrunk)     # the marker moves back to the old end
     target.action = "rolled-back"
     devices.sync_partition(disk, number, shrunk.start * ss, shrunk.sectors * ss)
     LOG.info("Shrank partition %s of %s back to %s after the failed write", number,
@@ -390,20 +442,43 @@ def _status(disk: devices.Disk, bf: BlockFile) -> StatusResult:
                             sha256=bf.sha256(0, size), device=disk.path,
                             partition_size=disk.size)
     table = read_table(bf, disk.path)
-    found = _only_drive(disk.path, _find_drives(bf, table)) if table is not None else None
-    if table is None or found is None or found.probe is None:
+    if table is None:
         return StatusResult(present=False, path=None, partition_number=None, size=None,
                             label=None, format=None, sha256=None, device=disk.path)
-    part, ss = found.part, table.sector_size
-    kernel = devices.kernel_partitions(disk).get(part.number)
-    size = min(found.probe.size, part.sectors * ss)
+    ss = table.sector_size
+    kernel = devices.kernel_partitions(disk)
+
+    def path_of(number: int) -> str:
+        known = kernel.get(number)
+        return known.node if known else devices.partition_path(disk.path, number)
+
+    ours = _ours(bf, table)
+    listed = [OurPartition(number=f.part.number, path=path_of(f.part.number),
+                           size=f.part.sectors * ss, marked=f.part.marked,
+                           label=f.probe.label if f.probe else None,
+                           format=f.probe.format if f.probe else None) for f in ours]
+    drives = [f for f in ours if f.probe is not None]
+    if len(drives) != 1:
+        note = ""
+        if drives:
+            numbers = ", ".join(str(d.part.number) for d in drives)
+            note = (f"several config-2 partitions ({numbers}); cloud-init would pick one at "
+                    "random: remove them and write again")
+        elif ours:
+            note = ("partitions of ours hold no config drive; the next write reuses one, "
+                    "remove erases them")
+        return StatusResult(present=False, path=None, partition_number=None, size=None,
+                            label=None, format=None, sha256=None, device=disk.path,
+                            partitions=listed, note=note)
+    part, probe = drives[0].part, drives[0].probe
+    assert probe is not None
+    size = min(probe.size, part.sectors * ss)
     return StatusResult(
-        present=True,
-        path=kernel.node if kernel else devices.partition_path(disk.path, part.number),
-        partition_number=part.number, size=size, label=found.probe.label,
-        format=found.probe.format, sha256=bf.sha256(part.start * ss, size),
-        device=disk.path, partition_size=part.sectors * ss)
+        present=True, path=path_of(part.number), partition_number=part.number, size=size,
+        label=probe.label, format=probe.format, sha256=bf.sha256(part.start * ss, size),
+        device=disk.path, partition_size=part.sectors * ss, partitions=listed)
 
 
-__all__ = ["RemoveResult", "StatusResult", "Target", "blockio", "config_drive_status",
-           "prepare_target", "read_table", "remove_config_drive", "rollback"]
+__all__ = ["OurPartition", "RemoveResult", "StatusResult", "Target", "blockio",
+           "config_drive_status", "prepare_target", "read_table", "remove_config_drive",
+           "rollback"]

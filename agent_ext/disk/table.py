@@ -23,6 +23,9 @@ class Partition:
     kind: str                   # "gpt", "primary", "extended" or "logical"
     type_id: str = ""
     name: str = ""
+    #: Carries this project's mark (GPT: the config-2 name and a unique GUID of ours), so it
+    #: is ours whatever it holds now (a drive, zeros, or what an older version let through).
+    marked: bool = False
 
     @property
     def sectors(self) -> int:
@@ -34,6 +37,10 @@ class Table(Protocol):
 
     scheme: str                 # "gpt" or "mbr"
     sector_size: int
+
+    @property
+    def reserved_tail(self) -> int:
+        """Bytes at a partition's end kept for our mark (MBR), never written by a drive."""
 
     def data_partitions(self) -> list[Partition]: ...
 
@@ -50,6 +57,9 @@ class Table(Protocol):
     def grow_limit(self, part: Partition) -> int: ...
 
     def grow(self, part: Partition, new_end: int) -> Partition: ...
+
+    def mark(self, part: Partition) -> Partition:
+        """Give ``part`` this project's mark (GPT: name and unique GUID; MBR: tail sector)."""
 
     def remove(self, part: Partition) -> None: ...
 

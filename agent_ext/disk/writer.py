@@ -5,8 +5,10 @@ Order of work:
 1. zero the first MiB of the target (kills any old signature) and fsync;
 2. keep the image's first MiB (every ISO9660/FAT superblock lives there) in memory and write
    the rest as it arrives, O_DIRECT from page-aligned buffers when the device allows it;
-3. at :meth:`DriveWriter.commit`, once size and sha256 match what the caller expects, write
-   the head, fsync, read the whole range back bypassing the page cache and compare hashes.
+3. at :meth:`DriveWriter.commit`, once size and sha256 match what the caller expects, check
+   that the image is a config drive cloud-init would use (:mod:`.drive_check`, on the head
+   in memory plus the body read back from the disk), then write the head, fsync, read the
+   whole range back bypassing the page cache and compare hashes.
 
 Any failure zeroes the head again, so cloud-init and blkid find no config-2 filesystem, and
 undoes what :func:`prepare_target` did to the table (a partition it created is deleted, one it
@@ -19,11 +21,13 @@ import dataclasses
 import hashlib
 import hmac
 import logging
+import mmap
 import os
 import stat
+from collections.abc import Callable
 from types import TracebackType
 
-from agent_ext.disk import partition
+from agent_ext.disk import drive_check, partition
 from agent_ext.disk.blockio import CHUNK, MIB, BlockFile, aligned_buffer, release
 from agent_ext.disk.partition import Target
 from agent_ext.errors import DeviceError, VerificationError
@@ -43,11 +47,38 @@ class WriteResult:
     verified: bool          # the bytes read back from the device hash to ``sha256``
 
 
-class DriveWriter:
-    """Context manager writing one image to ``target.path``; memory stays ~5 MiB."""
+class _Received:
+    """The received image as a :class:`.drive_check.Source`: its first MiB from the head
+    buffer (not on the disk yet), the rest read back from the target, on demand."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, head: mmap.mmap, bf: BlockFile, size: int) -> None:
+        self._head, self._bf, self.size = head, bf, size
+
+    def read(self, offset: int, length: int) -> bytes:
+        end = min(offset + length, self.size)
+        if offset >= end:
+            return b""
+        data = bytes(self._head[offset : min(end, HEAD_SIZE)]) if offset < HEAD_SIZE else b""
+        if end > HEAD_SIZE:
+            start = max(offset, HEAD_SIZE)
+            data += self._bf.read(start, end - start)
+        return data
+
+
+class DriveWriter:
+    """Context manager writing one image to ``target.path``; memory stays ~5 MiB.
+
+    ``check(source, device)`` runs on the received image (a :class:`.drive_check.Source`:
+    the head from memory, the rest read back from the target) before it is made valid, and
+    raises to refuse it (default: :func:`.drive_check.check_image`; ``None`` only for
+    raw-byte tests of the disk layer itself).
+    """
+
+    def __init__(self, target: Target,
+                 check: Callable[[drive_check.Source, str], None] | None =
+                 drive_check.check_image) -> None:
         self.target = target
+        self._check = check
         self._bf: BlockFile | None = None
         self._head = aligned_buffer(HEAD_SIZE)
         self._buf = aligned_buffer(CHUNK)
@@ -194,6 +225,8 @@ class DriveWriter:
             raise self._noted(VerificationError(device=self.target.path, reason=(
                 f"sha256 of the received image is {digest}, expected {expected_sha256}; the "
                 "drive was left without a config-2 signature: rebuild or re-send the image")))
+        if self._check is not None:
+            self._check_content()
         head = min(self._size, HEAD_SIZE)
         if self._bf.direct:
             head = min(-(-head // self._bf.align) * self._bf.align, HEAD_SIZE)
@@ -225,17 +258,37 @@ class DriveWriter:
         return WriteResult(path=self.target.path, size=self._size, sha256=digest,
                            verified=True)
 
+    def _check_content(self) -> None:
+        """Run the content check on the exact bytes about to be made valid; abort if refused."""
+        assert self._bf is not None and self._check is not None
+        try:
+            self._check(_Received(self._head, self._bf, self._size), self.target.device)
+        except OSError as exc:
+            self.abort()
+            raise self._error(exc, "reading the image back for its content check") from None
+        except ConfigDriveError as exc:
+            self.abort()
+            raise self._noted(exc) from None
+
     def abort(self) -> None:
-        """Wipe the head (no valid config-2 left behind), release everything, and undo the
-        table change :func:`prepare_target` made for this write (see :attr:`cleanup_note`).
+        """Wipe what this write put on the target (no valid config-2 left behind, no part of
+        the refused image either), release everything, and undo the table change
+        :func:`prepare_target` made for this write (see :attr:`cleanup_note`).
+
+        A reused partition is zeroed whole: its earlier drive is already gone (the head was
+        wiped when the write began), and what it held must not linger; its entry and mark
+        stay, so ``status`` reports it, the next write reuses it and ``remove`` erases it.
         """
         if self._state in ("committed", "aborted"):
             self._release()
             return
         self._state = "aborted"
         if self._bf is not None:
+            written = min(HEAD_SIZE + self._flushed, self._capacity)
+            if self.target.action == "reused":
+                written = self._capacity
             try:
-                self._bf.zero(0, min(HEAD_SIZE, self._capacity))
+                self._bf.zero(0, max(written, min(HEAD_SIZE, self._capacity)))
                 self._bf.sync()
             except OSError as exc:
                 LOG.error("Could not wipe the head of %s after a failed write (%s): it may "

@@ -251,11 +251,23 @@ def _human_remove(result: dict[str, Any]) -> str:
 
 def _human_status(result: dict[str, Any]) -> str:
     if not result.get("present"):
-        return f"no config drive on {result.get('device')}"
-    return "\n".join([
-        f"config drive on {result.get('path')} (partition {result.get('partition_number')})",
-        f"  label:  {result.get('label')}",
-        f"  format: {result.get('format')}",
-        f"  size:   {result.get('size')} bytes",
-        f"  sha256: {result.get('sha256')}",
-    ])
+        lines = [f"no config drive on {result.get('device')}"]
+    else:
+        lines = [
+            f"config drive on {result.get('path')} (partition "
+            f"{result.get('partition_number')})",
+            f"  label:  {result.get('label')}",
+            f"  format: {result.get('format')}",
+            f"  size:   {result.get('size')} bytes",
+            f"  sha256: {result.get('sha256')}",
+        ]
+    if result.get("note"):
+        lines.append(f"  note:   {result['note']}")
+    # Every partition of ours, also those holding no drive (remove erases them all).
+    for part in result.get("partitions") or []:
+        holds = (f"{part.get('format')} labelled {part.get('label')}" if part.get("label")
+                 else "no config drive")
+        mark = "marked" if part.get("marked") else "not marked"
+        lines.append(f"  partition {part.get('number')} ({part.get('path')}, "
+                     f"{part.get('size')} bytes, {mark}): {holds}")
+    return "\n".join(lines)

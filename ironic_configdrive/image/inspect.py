@@ -142,9 +142,11 @@ def _check_network_data(files: Mapping[str, bytes], version: str, report: Report
             _add(report, path, rules.network_data_problems(network))
 
 
-def _check_tree(files: Mapping[str, bytes], report: Report, structural: list[str]) -> None:
+def check_tree(files: Mapping[str, bytes], report: Report,
+               structural: list[str] | None = None) -> None:
     """Check the tree; problems about which directory exists go to ``structural`` too (the
-    readers' own rules judge those, each for the directory it reads)."""
+    readers' own rules judge those, each for the directory it reads). Public for the agent."""
+    structural = [] if structural is None else structural
     report.openstack_versions = _versions(files, "openstack")
     report.ec2_versions = _versions(files, "ec2")
     if not report.openstack_versions:
@@ -183,9 +185,13 @@ def _structural(report: Report, structural: list[str], text: str) -> None:
     structural.append(text)
 
 
-def _check_label(image: bytes, fmt: str | None, report: Report,
-                 structural: list[str]) -> None:
-    """The label as blkid reports it (cloud-init finds the drive with blkid)."""
+def check_label(image: bytes, fmt: str | None, report: Report,
+                structural: list[str] | None = None) -> None:
+    """The label as blkid reports it (cloud-init finds the drive with blkid).
+
+    Public for the agent, which checks a drive with these rules before committing it.
+    """
+    structural = [] if structural is None else structural
     if fmt == formats.ISO9660:
         labels = iso_labels.volume_labels(image)
         if labels is not None:
@@ -246,7 +252,7 @@ def inspect(data: bytes | str) -> Report:
     report = Report(format=fmt, label=formats.read_label(image), size=len(image),
                     encoding=decoder.encoding, iso_blocks=readers.iso_blocks(image))
     structural: list[str] = []
-    _check_label(image, fmt, report, structural)
+    check_label(image, fmt, report, structural)
     if len(image) > formats.MAX_IMAGE_SIZE:
         report.problems.append(f"image is larger than {formats.MAX_IMAGE_SIZE} bytes")
     try:
@@ -256,7 +262,7 @@ def inspect(data: bytes | str) -> Report:
         _judge_readers(report, structural)
         return report
     report.files = {path: len(content) for path, content in sorted(files.items())}
-    _check_tree(files, report, structural)
+    check_tree(files, report, structural)
     _judge_readers(report, structural)
     return report
 

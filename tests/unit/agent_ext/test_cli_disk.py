@@ -144,6 +144,17 @@ def test_status_and_remove(
     assert json.loads(capsys.readouterr().out)["removed"] is False
 
 
+def test_status_lists_partitions_of_ours_without_a_drive() -> None:
+    result = {"device": DEV, "present": False, "note": "partitions of ours hold no config drive",
+              "partitions": [{"number": 2, "path": DEV + "p2", "size": 2 << 20,
+                              "marked": True, "label": None, "format": None}]}
+    assert cli_disk._human_status(result).splitlines() == [
+        f"no config drive on {DEV}",
+        "  note:   partitions of ours hold no config drive",
+        f"  partition 2 ({DEV}p2, 2097152 bytes, marked): no config drive",
+    ]
+
+
 def test_unexpected_error_is_one_line(
     disk: FakeDisk, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

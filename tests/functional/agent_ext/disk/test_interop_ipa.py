@@ -8,10 +8,11 @@ import hashlib
 import subprocess
 import sys
 import textwrap
+import uuid
 
 import pytest
 
-from agent_ext.disk import DriveWriter, config_drive_status, prepare_target
+from agent_ext.disk import DriveWriter, config_drive_status, gpt, prepare_target
 from tests.conftest import require_tool
 from tests.functional.agent_ext.disk.conftest import (
     blkid_config_drives,
@@ -73,6 +74,14 @@ def test_ipa_config_drive_is_found_and_reused(loopdisk, make_iso, scheme):
     with DriveWriter(target) as writer:
         writer.write(ours)
         writer.commit(expected_sha256=hashlib.sha256(ours).hexdigest())
+    if scheme == "gpt":
+        # Written into, IPA's partition now carries our mark (name and unique GUID) and
+        # nothing else changed; an MBR entry has no field for one.
+        table_before = "".join(
+            line.replace(":::;", "::config-2:;") if line.startswith("2:") else line
+            for line in table_before.splitlines(keepends=True))
+        unique = run("sgdisk", "-i", "2", disk.device).stdout.split("unique GUID: ")[1]
+        assert gpt.is_owned(uuid.UUID(unique.split()[0]))
     assert run("parted", "-s", "-m", disk.device, "unit", "s", "print").stdout == table_before
     assert blkid_config_drives(*nodes_of(disk)) == [target.path]
     assert config_drive_status(disk.device).sha256 == hashlib.sha256(ours).hexdigest()

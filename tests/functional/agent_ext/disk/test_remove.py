@@ -170,6 +170,8 @@ def test_grow_logical_config_drive(loopdisk, make_iso):
         writer.write(image)
         writer.commit()
     first, end, _fs = parted_partitions(disk.device)[5]
-    assert first * 512 == start and (end - first + 1) * 512 == target.capacity
-    assert disk.kernel_partitions()[5] == (start, target.capacity)
+    size = target.capacity + target.reserved_tail  # the last sector holds our marker
+    assert target.reserved_tail == 512
+    assert first * 512 == start and (end - first + 1) * 512 == size
+    assert disk.kernel_partitions()[5] == (start, size)
     assert disk.read(start, len(image)) == image

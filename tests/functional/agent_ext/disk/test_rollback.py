@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from agent_ext.disk import DriveWriter, Target, config_drive_status, prepare_target
+from agent_ext.disk import DriveWriter, Target, config_drive_status, gpt, prepare_target
 from agent_ext.errors import DeviceError, VerificationError
 from tests.functional.agent_ext.disk.conftest import (
     MIB,
@@ -152,8 +152,9 @@ def table_sectors(disk: LoopDisk, mask_end_chs: int | None = None) -> bytes:
 @pytest.mark.parametrize("scheme", ["gpt", "mbr"])
 def test_grown_then_failed_is_shrunk_back(loopdisk, make_iso, scheme):
     if scheme == "gpt":
-        # Our own 1 MiB config-2 partition (named), with free space behind it.
-        steps = sgdisk("-n", "1:2048:+20M", "-n", "2:0:+1M", "-c", "2:config-2")
+        # Our own 1 MiB config-2 partition (named, our unique GUID), with free space behind.
+        steps = sgdisk("-n", "1:2048:+20M", "-n", "2:0:+1M", "-c", "2:config-2",
+                       "-u", f"2:{gpt.owned_guid()}")
     else:
         steps = parted("mklabel", "msdos", "mkpart", "primary", "1MiB", "20MiB",
                        "mkpart", "primary", "20MiB", "21MiB")

@@ -142,7 +142,8 @@ def test_4kn_disk_with_vfat_image(loopdisk, tmp_path):
     image = img.read_bytes()
     target = prepare_target(disk.device, size=len(image))
     assert target.logical_sector_size == 4096
-    with DriveWriter(target) as writer:
+    # mkfs.vfat's empty filesystem holds no meta_data.json: this is about sectors, not content.
+    with DriveWriter(target, check=None) as writer:
         for piece in chunks(image, 1000):
             writer.write(piece)
         result = writer.commit(expected_sha256=hashlib.sha256(image).hexdigest())

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from agent_ext.disk import gpt
@@ -70,8 +72,30 @@ def test_add_at_end_with_type_uuid_and_name(tmp_path):
         hdr = di.read_gpt(path, lba)
         first, end, tguid, uniq, name = hdr["parts"][2]  # type: ignore[index]
         assert (first, end, tguid, name) == (planned.start, planned.end, di.LINUX, "config-2")
-        assert uniq.version == 4
+        assert gpt.is_owned(uniq) and uniq.version == 8  # our mark, still a unique GUID
     assert di.read_gpt(path, 1)["parts"][1][:2] == (2048, 4095)  # type: ignore[index]
+
+
+def test_owned_guids_are_unique_and_tools_guids_are_not_ours():
+    guids = {gpt.owned_guid() for _ in range(1000)}
+    assert len(guids) == 1000 and all(gpt.is_owned(g) for g in guids)
+    assert all(g.variant == uuid.RFC_4122 for g in guids)
+    assert not any(gpt.is_owned(uuid.uuid4()) for _ in range(1000))
+    forged = uuid.UUID(bytes=gpt.OWNER_TAG + bytes(10))  # our prefix but version 0
+    assert not gpt.is_owned(forged)
+
+
+def test_mark_keeps_type_bounds_and_attributes(tmp_path):
+    path = tmp_path / "d"
+    di.gpt(path, [(2048, 4095)], size=SIZE)
+    bf, table = open_table(path)
+    with bf:
+        assert not table.data_partitions()[0].marked
+        marked = table.mark(table.data_partitions()[0])
+    assert marked.marked and (marked.start, marked.end, marked.name) == (2048, 4095, "config-2")
+    first, end, tguid, uniq, name = di.read_gpt(path, LAST)["parts"][1]  # type: ignore[index]
+    assert (first, end, tguid, name) == (2048, 4095, di.LINUX, "config-2")
+    assert gpt.is_owned(uniq)
 
 
 def test_grow_and_remove(tmp_path):

@@ -7,7 +7,8 @@ from unittest import mock
 
 import pytest
 
-from agent_ext.disk import DriveWriter, Target, devices, partition
+from agent_ext.disk import DriveWriter, Target, devices, gpt, mbr, partition
+from agent_ext.disk.blockio import BlockFile
 from agent_ext.errors import DeviceError, VerificationError
 from tests.unit.agent_ext.disk import disk_images as di
 from tests.unit.agent_ext.disk.test_partition import SIZE, put
@@ -42,12 +43,14 @@ def test_grown_is_shrunk_back(disk):  # noqa: F811
     path, synced, _ = disk
     di.gpt(path, [(2048, 4095)], size=SIZE)
     put(path, 2048, fat_head("CONFIG-2", 2048))
-    table = raw(path)[: 34 * 512]
     target = partition.prepare_target("/dev/fake", size=3 * di.MIB)
     assert (target.action, target.previous_capacity) == ("grown", di.MIB)
     note = partition.rollback(target, 3 * di.MIB)
     assert note == "partition 1, grown for this write, was shrunk back to 1.0 MiB"
-    assert raw(path)[: 34 * 512] == table
+    # Back to its bounds; it keeps the mark it got when the write began (it is ours now).
+    first, end, tguid, uniq, name = di.read_gpt(path)["parts"][1]  # type: ignore[index]
+    assert (first, end, tguid, name) == (2048, 4095, di.LINUX, "config-2")
+    assert gpt.is_owned(uniq)
     assert synced[-1] == (1, 2048 * 512, di.MIB)
 
 
@@ -87,13 +90,35 @@ def test_emptied_named_partition_is_reused_not_doubled(disk):  # noqa: F811
     assert list(di.read_gpt(path)["parts"]) == [1]  # type: ignore[call-overload]
 
 
-def test_named_partition_with_data_or_unnamed_is_not_taken(disk):  # noqa: F811
+def test_marked_partition_with_garbage_is_ours(disk):  # noqa: F811
     path, _, _ = disk
-    di.gpt(path, [(2048, 4095)], size=SIZE)  # named "part1", zeroed
+    di.gpt(path, [(2048, 4095)], size=SIZE)  # named "part1", zeroed: not ours
     first = partition.prepare_target("/dev/fake", size=di.MIB)
-    put(path, first.start_sector + 100, b"data")  # no superblock, but not empty
+    put(path, first.start_sector, b"garbage an older version committed" * 100)
+    status = partition.config_drive_status("/dev/fake")
+    assert not status.present and "hold no config drive" in status.note
+    assert [(p.number, p.marked, p.label) for p in status.partitions] == [(2, True, None)]
     second = partition.prepare_target("/dev/fake", size=di.MIB)
-    assert (second.action, second.partition_number) == ("created", 3)
+    assert (second.action, second.partition_number) == ("reused", 2)
+    removed = partition.remove_config_drive("/dev/fake")
+    assert (removed.removed, removed.partitions) == (True, [2])
+    assert list(di.read_gpt(path)["parts"]) == [1]  # type: ignore[call-overload]
+    assert not any(raw(path)[first.start_sector * 512 : (first.start_sector + 2048) * 512])
+
+
+def test_named_partition_with_data_but_not_marked_is_not_taken(disk):  # noqa: F811
+    path, _, _ = disk
+    di.gpt(path, [(2048, 4095)], size=SIZE)
+    with BlockFile(str(path), write=True) as bf:  # someone else's partition named config-2
+        table = gpt.read(bf, "/dev/fake")
+        assert table is not None
+        off = 56
+        table.entries[off : off + 72] = "config-2".encode("utf-16-le").ljust(72, b"\0")
+        table._write()
+    put(path, 2048 + 100, b"data")  # no superblock, not empty, no mark of ours
+    target = partition.prepare_target("/dev/fake", size=di.MIB)
+    assert (target.action, target.partition_number) == ("created", 2)
+    assert [p.number for p in partition.config_drive_status("/dev/fake").partitions] == [2]
 
 
 def test_a_real_drive_wins_over_an_emptied_one(disk):  # noqa: F811
@@ -106,19 +131,52 @@ def test_a_real_drive_wins_over_an_emptied_one(disk):  # noqa: F811
     target = partition.prepare_target("/dev/fake", size=4096)
     assert (target.action, target.partition_number) == ("reused", 1)
     assert partition.config_drive_status("/dev/fake").partition_number == 1
-    assert partition.remove_config_drive("/dev/fake").partition_number == 1
-    assert partition.remove_config_drive("/dev/fake").partition_number == orphan.partition_number
+    assert [p.number for p in partition.config_drive_status("/dev/fake").partitions] == [
+        1, orphan.partition_number]
+    # One remove erases both: what the conductor's single call must achieve.
+    assert partition.remove_config_drive("/dev/fake").partitions == [1, orphan.partition_number]
     assert not partition.remove_config_drive("/dev/fake").removed
 
 
-def test_mbr_empty_partition_is_never_claimed(disk):  # noqa: F811
+def test_mbr_partition_of_ours_is_found_by_its_tail_marker(disk):  # noqa: F811
     path, _, _ = disk
     di.mbr(path, [(0x83, 2048, 2048)], size=SIZE)
     target = partition.prepare_target("/dev/fake", size=di.MIB)
     assert (target.action, target.partition_number) == ("created", 2)
-    # No name to go by: without the rollback a retry would add a third partition.
+    # One sector more than the image, for the marker, rounded up to whole MiB.
+    assert target.capacity + target.reserved_tail == 2 * di.MIB and target.reserved_tail == 512
+    tail = (target.start_sector + 4096 - 1) * 512
+    assert raw(path)[tail : tail + 32] == mbr.MARKER_MAGIC
+    # Left empty (a failed write whose rollback could not run): found, not doubled.
     again = partition.prepare_target("/dev/fake", size=di.MIB)
-    assert (again.action, again.partition_number) == ("created", 3)
+    assert (again.action, again.partition_number) == ("reused", 2)
+    listed = partition.config_drive_status("/dev/fake").partitions
+    assert [(p.number, p.marked, p.label) for p in listed] == [(2, True, None)]
+    sector = raw(path)[tail : tail + 512]
+    assert partition.remove_config_drive("/dev/fake").partitions == [2]
+    assert not any(raw(path)[target.start_sector * 512 : tail + 512])
+    # The marker copied into partition 1 (whose start and length differ) marks nothing.
+    put(path, 2048 + 2047, sector)
+    assert partition.config_drive_status("/dev/fake").partitions == []
+
+
+def test_mbr_marker_must_match_its_partition():
+    part = mbr.tbl.Partition(number=1, start=2048, end=4095, kind="primary")
+    tail = mbr.marker(part, 512)
+    assert mbr.is_marked(tail, part)
+    moved = mbr.tbl.Partition(number=1, start=4096, end=6143, kind="primary")
+    assert not mbr.is_marked(tail, moved)
+    damaged = tail[:40] + bytes([tail[40] ^ 1]) + tail[41:]
+    assert not mbr.is_marked(damaged, part)
+
+
+def test_rollback_of_a_created_mbr_partition_leaves_no_marker(disk):  # noqa: F811
+    path, _, _ = disk
+    di.mbr(path, [(0x83, 2048, 2048)], size=SIZE)
+    before = raw(path)
+    target = partition.prepare_target("/dev/fake", size=3 * di.MIB)
+    assert partition.rollback(target, 3 * di.MIB).endswith("was deleted again")
+    assert raw(path) == before
 
 
 def test_kernel_refusing_a_new_partition_takes_the_entry_back(disk):  # noqa: F811
@@ -185,7 +243,7 @@ def test_rollback_failure_is_reported(tmp_path):
 def test_reused_or_committed_target_is_never_rolled_back(tmp_path):
     target = part_target(tmp_path, "created")
     with mock.patch.object(partition, "rollback") as rollback:
-        with DriveWriter(target) as writer:
+        with DriveWriter(target, check=None) as writer:
             writer.write(b"x" * 4096)
             writer.commit()
         assert target.action == "reused"  # the partition now holds a drive

@@ -49,7 +49,7 @@ def content(target: Target, length: int) -> bytes:
 ])
 def test_writes_exactly_the_image(target, size, chunk):
     data = image(size)
-    with DriveWriter(target) as w:
+    with DriveWriter(target, check=None) as w:
         for i in range(0, size, chunk):
             w.write(data[i : i + chunk])
         assert (w.size, w.sha256) == (size, hashlib.sha256(data).hexdigest())
@@ -70,7 +70,7 @@ def test_head_is_zeroed_first_and_written_last(target):
         real(self, offset, view)
 
     with mock.patch.object(blockio.BlockFile, "write_aligned", spy):
-        with DriveWriter(target) as w:
+        with DriveWriter(target, check=None) as w:
             w.write(data)
             w.commit()
     assert calls[0] == (0, MIB, True)                     # old signature wiped
@@ -81,7 +81,7 @@ def test_head_is_zeroed_first_and_written_last(target):
 @pytest.mark.parametrize("fail", ["sha", "size", "empty"])
 def test_mismatch_leaves_head_zeroed(target, fail):
     data = image(3 * MIB)
-    w = DriveWriter(target)
+    w = DriveWriter(target, check=None)
     if fail != "empty":
         w.write(data)
     with pytest.raises(VerificationError) as err:
@@ -98,21 +98,21 @@ def test_mismatch_leaves_head_zeroed(target, fail):
 
 
 def test_exception_inside_context_aborts(target):
-    with pytest.raises(RuntimeError), DriveWriter(target) as w:
+    with pytest.raises(RuntimeError), DriveWriter(target, check=None) as w:
         w.write(image(2 * MIB))
         raise RuntimeError("fetch failed")
     assert content(target, MIB) == bytes(MIB)
 
 
 def test_leaving_context_without_commit_aborts(target):
-    with DriveWriter(target) as w:
+    with DriveWriter(target, check=None) as w:
         w.write(image(2 * MIB))
     assert content(target, MIB) == bytes(MIB)
 
 
 def test_read_back_mismatch_wipes_head(target):
     with mock.patch.object(blockio.BlockFile, "sha256", return_value="0" * 64):
-        w = DriveWriter(target)
+        w = DriveWriter(target, check=None)
         w.write(image(2 * MIB))
         with pytest.raises(VerificationError) as err:
             w.commit()
@@ -121,7 +121,7 @@ def test_read_back_mismatch_wipes_head(target):
 
 
 def test_too_big_for_the_target(target):
-    w = DriveWriter(target)
+    w = DriveWriter(target, check=None)
     w.write(image(CAPACITY - 10))
     with pytest.raises(DeviceError) as err:
         w.write(image(11))
@@ -130,7 +130,7 @@ def test_too_big_for_the_target(target):
 
 
 def test_write_error_is_a_device_error_and_wipes(target):
-    w = DriveWriter(target)
+    w = DriveWriter(target, check=None)
     w.write(image(MIB))
     with mock.patch.object(blockio.BlockFile, "write_aligned",
                            side_effect=OSError(errno.EIO, "Input/output error")):
