@@ -73,7 +73,8 @@ def _stat_block(device: str) -> os.stat_result:
         st = os.stat(device)
     except FileNotFoundError:
         raise DeviceError(device=device, reason=(
-            "no such device; check the device name given in the request")) from None
+            "no such device; check the disk's name (e.g. /dev/sda, /dev/nvme0n1; the "
+            "node's driver_info/configdrive_device when the conductor named it)")) from None
     except OSError as exc:
         raise DeviceError(device=device, reason=f"cannot access it ({exc.strerror})") from None
     if not stat.S_ISBLK(st.st_mode):

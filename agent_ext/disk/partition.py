@@ -225,7 +225,8 @@ def _partition_target(disk: devices.Disk, bf: BlockFile, size: int) -> Target:
     if table is None:
         raise DeviceError(device=disk.path, reason=(
             "has no partition table (neither GPT nor MBR); deploy the instance image first, "
-            "or write the config drive to the whole device (target=device)"))
+            "or write the config drive to the whole device (target 'device': --target "
+            "device on the command line)"))
     reserve = table.reserved_tail
     sectors = tbl.sectors_for(size + reserve, table.sector_size)
     if sectors * table.sector_size + tbl.MIB > disk.size:

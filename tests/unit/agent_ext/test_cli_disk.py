@@ -219,3 +219,11 @@ def test_disk_commands_without_the_agent_extra_say_what_to_install() -> None:
     assert "need the agent's dependencies (module 'pyudev' is not installed)" in done.stderr
     assert "pip install 'ironic-configdrive[agent]'" in done.stderr
     assert "please report this bug" not in done.stderr
+
+
+def test_a_missing_device_is_named_in_words_a_cli_user_knows(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["status", "--device", "/dev/no-such-disk-here"]) == 1
+    err = capsys.readouterr().err
+    assert "/dev/no-such-disk-here" in err and "no such device" in err
+    assert "in the request" not in err
