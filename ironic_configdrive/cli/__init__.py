@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 
 from . import disk, image_commands
 from .common import CommandError
@@ -23,18 +22,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ironic-configdrive",
         description="Build, inspect, validate, write and remove OpenStack config drives.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="show the installed version and exit")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     image_commands.register(subparsers)
     disk.register(subparsers)
     return parser
 
 
-def _version() -> str:
-    try:
-        return metadata.version("ironic-configdrive")
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked: importlib.metadata costs ~20 ms of start-up,
+    which every ``write`` on an agent would pay."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("ironic-configdrive")
+        except metadata.PackageNotFoundError:  # a source tree that was never installed
+            version = "unknown (not installed)"
+        print(f"{parser.prog} {version}")  # on stdout, as argparse's own version action
+        parser.exit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,19 +7,20 @@ import io
 import posixpath
 import struct
 from collections.abc import Iterator
-from typing import Final
-
-import pycdlib
-from pycdlib import pycdlibexception
+from typing import TYPE_CHECKING, Final
 
 from ironic_configdrive.image import errors, formats
 
 from .limits import SECTOR
 
-# What pycdlib lets escape on malformed input besides its own exceptions: it slices and
-# unpacks on-disk fields without checking every length and offset first.
+if TYPE_CHECKING:
+    import pycdlib
+
+# What pycdlib lets escape on malformed input besides its own exceptions (caught as
+# Exception subclasses: pycdlib is imported only when an image is read, since writing a
+# drive, the agent's common path, never needs it): it slices and unpacks on-disk fields
+# without checking every length and offset first.
 _PARSE_ERRORS: Final = (
-    pycdlibexception.PyCdlibException,
     struct.error,
     ValueError,  # includes UnicodeDecodeError
     IndexError,
@@ -131,10 +132,14 @@ def read_iso(image: bytes) -> dict[str, bytes]:
         raise _media_error(f"expected image bytes, got {type(image).__name__}")
     image = bytes(image)
     _precheck(image)
+    import pycdlib
+    from pycdlib.pycdlibexception import PyCdlibException
+
+    parse_errors = (PyCdlibException, *_PARSE_ERRORS)
     iso = pycdlib.PyCdlib()
     try:
         iso.open_fp(io.BytesIO(image))
-    except _PARSE_ERRORS as exc:
+    except parse_errors as exc:
         raise _media_error(f"the ISO9660 structures are corrupt ({exc})") from None
     result: dict[str, bytes] = {}
     try:
@@ -154,9 +159,9 @@ def read_iso(image: bytes) -> dict[str, bytes]:
         raise
     except UnicodeError:
         raise _media_error("a file name is not valid UTF-8/UCS-2 text") from None
-    except _PARSE_ERRORS as exc:
+    except parse_errors as exc:
         raise _media_error(f"cannot read the files of the image ({exc})") from None
     finally:
-        with contextlib.suppress(*_PARSE_ERRORS):
+        with contextlib.suppress(*parse_errors):
             iso.close()
     return result

@@ -95,7 +95,7 @@ def test_no_table(disk):
     di.make_file(path, SIZE)
     with pytest.raises(DeviceError) as err:
         partition.prepare_target("/dev/fake", size=di.MIB)
-    assert "no partition table" in err.value.message and "target=device" in err.value.message
+    assert "no partition table" in err.value.message and "--target device" in err.value.message
 
 
 def test_fat_superfloppy_is_not_an_mbr(disk):
