@@ -5,11 +5,9 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import ssl
 from collections.abc import Iterator
 
 import pytest
-from requests.adapters import HTTPAdapter
 
 from agent_ext import fetch
 from agent_ext.errors import (
@@ -161,49 +159,6 @@ def test_logs_never_carry_the_signature(
     assert SIG not in caplog.text
 
 
-def test_options_from_ipa_config() -> None:
-    class Conf:
-        insecure = False
-        cafile = "/ca.pem"
-        certfile = "/c.pem"
-        keyfile = "/k.pem"
-        image_download_connection_timeout = 7
-        image_download_connection_retries = 3
-        image_download_connection_retry_interval = 4
-
-    options = fetch.FetchOptions.from_ipa_config(Conf(), no_proxy="127.0.0.1")
-    assert options.verify == "/ca.pem" and options.cert == ("/c.pem", "/k.pem")
-    assert (options.connect_timeout, options.retries, options.backoff_max) == (7.0, 3, 4.0)
-    assert options.no_proxy == "127.0.0.1"
-    Conf.insecure = True
-    assert fetch.FetchOptions.from_ipa_config(Conf()).verify is False
-
-
-def test_session_settings() -> None:
-    options = fetch.FetchOptions(
-        verify="/ca.pem",
-        cert=("/c", "/k"),
-        proxies={"https": "http://proxy:3128"},
-        no_proxy="10.0.0.1",
-    )
-    session = fetch.make_session(options)
-    assert session.verify == "/ca.pem" and session.cert == ("/c", "/k")
-    assert session.proxies["https"] == "http://proxy:3128"
-    assert session.proxies["no_proxy"] == "10.0.0.1"
-    adapter = session.get_adapter("https://x")
-    assert isinstance(adapter, HTTPAdapter)
-    retry = adapter.max_retries
-    assert 500 in retry.status_forcelist and retry.other == 0
-
-
-def test_session_uses_the_given_ssl_context() -> None:
-    context = ssl.create_default_context()
-    session = fetch.make_session(fetch.FetchOptions(ssl_context=context))
-    adapter = session.get_adapter("https://x")
-    assert isinstance(adapter, HTTPAdapter)
-    assert adapter.poolmanager.connection_pool_kw["ssl_context"] is context
-
-
 # -- bounds: wire bytes, encodings, the deadline ------------------------------------------------
 
 CAP = 1024 * 1024
@@ -212,13 +167,6 @@ BOUNDED = fetch.FetchOptions(retries=2, backoff_factor=0.0, connect_timeout=5, r
 # Socket timeouts far beyond the deadline: only the deadline can end these downloads.
 DEADLINE = fetch.FetchOptions(retries=5, backoff_factor=0.0, connect_timeout=30,
                               read_timeout=30, download_timeout=0.5)
-
-
-def test_wire_cap_defaults_to_base64_of_the_decoded_cap_plus_slack() -> None:
-    from ironic_configdrive.image.formats import MAX_IMAGE_SIZE
-
-    assert MAX_IMAGE_SIZE * 4 // 3 < fetch.WIRE_CAP <= MAX_IMAGE_SIZE * 3 // 2
-    assert fetch.FetchOptions().max_wire_bytes == fetch.WIRE_CAP
 
 
 def test_endless_chunked_body_stops_one_byte_past_the_cap(
