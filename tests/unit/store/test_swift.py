@@ -20,7 +20,7 @@ from swiftclient.client import ClientException
 
 from ironic_configdrive.store import swift as swift_store
 from ironic_configdrive.store.base import StoreError
-from ironic_configdrive.store.swift import SwiftStore
+from ironic_configdrive.store.swift import SwiftStore, connections, keys, shared
 
 NODE = "8f1f3b0e-4c55-4d7c-9a0e-2f8d7e6c5b4a"
 STORAGE = "https://swift.example.com/v1/AUTH_abc"
@@ -37,7 +37,7 @@ def server_error(status: int = 503) -> ClientException:
 @pytest.fixture(autouse=True)
 def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts like a new conductor process, without waiting for key settling."""
-    monkeypatch.setattr(swift_store, "KEY_SETTLE", 0.0)
+    monkeypatch.setattr(keys, "KEY_SETTLE", 0.0)
     swift_store.reset_shared_state()
     yield
     swift_store.reset_shared_state()
@@ -329,7 +329,7 @@ def test_keystone_factory_uses_ironic_swift_session(conf: cfg_fixture.Config) ->
     with mock.patch("ironic.common.swift.get_swift_session", return_value=session), \
             mock.patch("ironic.common.keystone.get_endpoint",
                        return_value=STORAGE) as get_endpoint, \
-            mock.patch.object(swift_store.swift_client, "Connection") as connection:
+            mock.patch.object(connections.swift_client, "Connection") as connection:
         swift_store.keystone_connection_factory()()
     get_endpoint.assert_called_once_with("swift", session=session)
     kwargs = connection.call_args.kwargs
@@ -514,7 +514,7 @@ def test_key_invisible_after_setting_is_an_error(monkeypatch: pytest.MonkeyPatch
     conn.post_container.side_effect = None  # Swift accepts it but never shows it
     with pytest.raises(StoreError, match=f"node {NODE}.*shows no temp URL key.*account"):
         make_store(conn).put(NODE, b"x", deploy_id="d")
-    assert conn.head_container.call_count == 1 + swift_store.KEY_READBACKS
+    assert conn.head_container.call_count == 1 + keys.KEY_READBACKS
     conn.put_object.assert_not_called()
 
 
@@ -597,9 +597,9 @@ def test_key_checked_again_after_ttl_and_after_failures(
     store.put(NODE, b"x", deploy_id="b")
     assert swift.count("HEAD account") == 1
     swift.account["x-account-meta-temp-url-key"] = "k2"
-    monkeypatch.setattr(swift_store, "KEY_TTL", 0.0)
+    monkeypatch.setattr(shared, "KEY_TTL", 0.0)
     assert signature_ok(store.put(NODE, b"x", deploy_id="c").url, "k2")
-    monkeypatch.setattr(swift_store, "KEY_TTL", 300.0)
+    monkeypatch.setattr(shared, "KEY_TTL", 300.0)
     swift.connections[0].put_object.side_effect = server_error()
     with pytest.raises(StoreError, match="HTTP 503"):
         store.put(NODE, b"x", deploy_id="d")
