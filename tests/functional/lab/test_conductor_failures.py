@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from ironic_configdrive.store import http as http_store
 from ironic_configdrive_lab import (
     bmc,
     cli,
@@ -65,9 +66,11 @@ def _wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
 
 
 def _drives(lab: Conductors, index: int) -> list[str]:
-    """Config drive files in conductor ``index``'s HTTP root (plaintext copies included)."""
+    """Config drive files in conductor ``index``'s HTTP root (plaintext copies included;
+    not the empty index file that keeps web servers from listing the folder)."""
     directory = lab.host(index).http_root / "configdrive"
-    return sorted(p.name for p in directory.iterdir() if p.is_file()) \
+    return sorted(p.name for p in directory.iterdir()
+                  if p.is_file() and p.name != http_store.INDEX_NAME) \
         if directory.is_dir() else []
 
 
