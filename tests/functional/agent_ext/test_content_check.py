@@ -30,6 +30,9 @@ MIB = 1024 * 1024
 
 
 def command(agent: Agent, name: str, **params: Any) -> dict[str, Any]:
+    if name == "configdrive.write":
+        # The loop disk is the operator's choice here (driver_info/configdrive_device).
+        params.setdefault("device_from_operator", True)
     result = agent.execute_command(name, **params)
     result.join()
     return dict(json.loads(json.dumps(result, cls=encoding.RESTJSONEncoder)))
