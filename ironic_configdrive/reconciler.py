@@ -43,7 +43,6 @@ LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
 
 PURPOSE = "config drive reconciler"
-_PAGE = 500
 
 
 @dataclasses.dataclass
@@ -78,21 +77,8 @@ def _stores() -> dict[str, ConfigDriveStore]:
     return stores
 
 
-def _nodes(context: Any) -> Iterator[Any]:
-    from ironic import objects
-
-    marker = None
-    while True:
-        page = objects.Node.list(context, limit=_PAGE, marker=marker, sort_key="id",
-                                 fields=["id", "uuid", "driver_internal_info"])
-        yield from page
-        if len(page) < _PAGE:
-            return
-        marker = page[-1].uuid
-
-
 def _records(context: Any, counts: Counts) -> Iterator[tuple[str, records.DriveRecord]]:
-    for node in _nodes(context):
+    for node in records.iter_nodes(context):
         try:
             record = records.load(node)
         except ConfigDriveError as exc:

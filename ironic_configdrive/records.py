@@ -15,7 +15,7 @@ The typed records here are converted to and from JSON at one boundary (:func:`lo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 from ironic_configdrive.image.errors import InternalError
@@ -278,3 +278,21 @@ def persist(node: Any, record: DriveRecord | None, *, keep: bool = False) -> Non
     """
     save(node, None if record is None or (record.is_empty() and not keep) else record)
     node.save()
+
+
+#: Nodes read from the database per query when every node's record is visited.
+NODE_PAGE: Final = 500
+
+
+def iter_nodes(context: Any) -> Iterator[Any]:
+    """Every node with its ``driver_internal_info`` (where records live), page by page."""
+    from ironic import objects
+
+    marker = None
+    while True:
+        page = objects.Node.list(context, limit=NODE_PAGE, marker=marker, sort_key="id",
+                                 fields=["id", "uuid", "driver_internal_info"])
+        yield from page
+        if len(page) < NODE_PAGE:
+            return
+        marker = page[-1].uuid

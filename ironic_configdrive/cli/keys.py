@@ -23,7 +23,7 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 from ironic_configdrive import keys, records
@@ -33,7 +33,6 @@ from .common import CommandError
 
 PROG: Final = "ironic-configdrive-keys"
 PURPOSE: Final = "config drive key rotation"
-_PAGE: Final = 500
 
 
 @dataclasses.dataclass
@@ -84,19 +83,6 @@ class Report:
         return lines
 
 
-def _nodes(context: Any) -> Iterator[Any]:
-    from ironic import objects
-
-    marker = None
-    while True:
-        page = objects.Node.list(context, limit=_PAGE, marker=marker, sort_key="id",
-                                 fields=["id", "uuid", "driver_internal_info"])
-        yield from page
-        if len(page) < _PAGE:
-            return
-        marker = page[-1].uuid
-
-
 def _warn(message: str) -> None:
     print(f"{PROG}: warning: {message}", file=sys.stderr)
 
@@ -117,7 +103,7 @@ def run(context: Any, *, rewrap: bool, dry_run: bool = False) -> Report:
     report = Report(current=ring.current.fingerprint,
                     retired=[f for f in known if f != ring.current.fingerprint],
                     dry_run=dry_run)
-    for node in _nodes(context):
+    for node in records.iter_nodes(context):
         try:
             record = records.load(node)
         except ConfigDriveError as exc:
