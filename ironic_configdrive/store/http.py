@@ -137,6 +137,33 @@ def _masked_name(name: str) -> str:
     return ".".join([parts[0], parts[1], "***", *parts[3:]])
 
 
+
+def _write_atomically(directory: Path, name: str, data: bytes, *, durable: bool) -> None:
+    """Write ``directory/name`` (mode FILE_MODE) through a temporary file renamed into place,
+    so that a web server never serves it half-written; ``durable``: fsync the file and the
+    directory before returning. Raises OSError, leaving no temporary file behind."""
+    tmp_path: str | None = None
+    try:
+        fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+            os.fchmod(f.fileno(), FILE_MODE)
+        os.replace(tmp_path, directory / name)
+        tmp_path = None
+        if durable:
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+    finally:
+        if tmp_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_path)
+
 class HttpStore(ConfigDriveStore):
     """Config drives as unguessably named files under the conductor's HTTP root."""
 
@@ -181,22 +208,12 @@ class HttpStore(ConfigDriveStore):
         """Write the empty index file a web server shows instead of listing the folder."""
         if (directory / INDEX_NAME).is_file():
             return
-        tmp_path: str | None = None
         try:
-            fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-            with os.fdopen(fd, "wb") as f:
-                f.write(INDEX_BODY)
-                os.fchmod(f.fileno(), FILE_MODE)
-            os.replace(tmp_path, directory / INDEX_NAME)
-            tmp_path = None
+            _write_atomically(directory, INDEX_NAME, INDEX_BODY, durable=False)
         except OSError as exc:
             raise self._error(node, f"cannot write {INDEX_NAME} into {directory} "
                                     f"({exc.strerror}): it is not writable; give the "
                                     "conductor write access to it") from exc
-        finally:
-            if tmp_path is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_path)
         LOG.info("Wrote %s into %s so that the web server never lists it", INDEX_NAME,
                  directory)
 
@@ -326,29 +343,12 @@ class HttpStore(ConfigDriveStore):
         self._require_url(node_uuid)
         data, sha256, size = common.encode(self.name, node_uuid, image, encoding, key)
         directory = self._prepare_dir(node_uuid)
-        tmp_path: str | None = None
         try:
-            fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-                os.fchmod(f.fileno(), FILE_MODE)
-            os.replace(tmp_path, directory / name)
-            tmp_path = None
-            dir_fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            _write_atomically(directory, name, data, durable=True)
         except OSError as exc:
             raise self._error(node_uuid, f"cannot write the config drive into {directory}: "
                                          f"{exc.strerror}; check free space and permissions "
                                          "of [deploy]http_root") from exc
-        finally:
-            if tmp_path is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_path)
         LOG.info("Stored config drive of node %s as %s/%s (%d bytes, %d stored, %s%s)",
                  node_uuid, self.subdir, _masked_name(name), size, len(data), encoding,
                  ", encrypted" if sealed else "")
