@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from . import disk, image_commands
-from .common import CommandError
+from .common import run_command
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -47,16 +47,7 @@ class _Version(argparse.Action):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except CommandError as exc:
-        print(f"ironic-configdrive {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"ironic-configdrive {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_command("ironic-configdrive", build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

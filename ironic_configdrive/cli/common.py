@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -17,6 +18,19 @@ class CommandError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def run_command(prog: str, args: argparse.Namespace) -> int:
+    """Run the parsed command's handler: its exit code, or one line on stderr and the
+    error's exit code (130 when interrupted)."""
+    try:
+        return int(args.handler(args))
+    except CommandError as exc:
+        print(f"{prog} {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog} {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def read_input(path: str, what: str) -> bytes:

@@ -29,7 +29,7 @@ from typing import Any, Final
 from ironic_configdrive import keys, records
 from ironic_configdrive.image.errors import ConfigDriveError
 
-from .common import CommandError
+from .common import CommandError, run_command
 
 PROG: Final = "ironic-configdrive-keys"
 PURPOSE: Final = "config drive key rotation"
@@ -244,15 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except CommandError as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(PROG, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
