@@ -104,24 +104,10 @@ class _RewriteFilter(logging.Filter):
         return True
 
 
-class MaskQueryFilter(_RewriteFilter):
-    """Hide query strings in other libraries' log lines (urllib3 quotes request paths)."""
-
-    rewrite = staticmethod(mask_query_strings)
-
-
 class ScrubFilter(_RewriteFilter):
     """Apply :func:`scrub` to other libraries' log lines (sushy quotes media URLs)."""
 
     rewrite = staticmethod(scrub)
-
-
-def install_log_filter(*logger_names: str) -> None:
-    """Attach :class:`MaskQueryFilter` to the named loggers once."""
-    for name in logger_names:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, MaskQueryFilter) for f in logger.filters):
-            logger.addFilter(MaskQueryFilter())
 
 
 class _Masked:

@@ -40,7 +40,7 @@ from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.util.ssl_match_hostname import CertificateError
 
-from ironic_configdrive.masking import install_log_filter, mask_url
+from ironic_configdrive.masking import install_record_masking, mask_url
 from ironic_configdrive.url_policy import AddressPolicy, RefusedAddress
 
 #: Redirect hops followed: a store or CDN needs one or two.
@@ -55,8 +55,6 @@ _IDENTITY: Final = ("", "identity")
 _NETWORK_ERRORS = (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException,
                    CertificateError)
 
-# urllib3 quotes request paths (temp URL signatures) in warnings about odd headers.
-install_log_filter("urllib3.connection", "urllib3.response")
 
 
 class Refused(Exception):
@@ -318,6 +316,8 @@ def open_url(url: str, *, policy: AddressPolicy, limits: Limits) -> Iterator[Bod
     :raises ContentEncodingRefused, WireLimitExceeded: the 200 answer is not acceptable.
     :raises DeadlineExceeded: while reading the body.
     """
+    # urllib3 quotes request paths (temp URL signatures) in warnings about odd headers.
+    install_record_masking()
     deadline = _Deadline(limits.deadline)
     watchdog = _Watchdog(deadline)
     try:

@@ -109,16 +109,15 @@ class Progress:
 def _report_retries(stream: TextIO) -> None:
     """Show retries and resumes as they happen instead of a silent wait before the error.
 
-    They are the download code's and urllib3's warnings; the handler masks URLs the way the
-    agent's logs do (temp URL signatures, the http store's secret names).
+    They are the download code's warnings, masked like every log record of the agent (temp
+    URL signatures, the http store's secret names).
     """
-    from ironic_configdrive.masking import MaskQueryFilter, ScrubFilter
+    from ironic_configdrive.masking import install_record_masking
 
+    install_record_masking()
     handler = logging.StreamHandler(stream)
     handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter("warning: %(message)s"))
-    handler.addFilter(ScrubFilter())
-    handler.addFilter(MaskQueryFilter())  # urllib3 quotes paths without a scheme
     for name in RETRY_LOGGERS:
         logger = logging.getLogger(name)
         if not any(getattr(h, "stream", None) is stream for h in logger.handlers):

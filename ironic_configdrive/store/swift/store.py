@@ -28,6 +28,7 @@ import time
 from collections.abc import Hashable
 from typing import Any, Final
 
+from ironic_configdrive.masking import install_record_masking
 from ironic_configdrive.store import common
 from ironic_configdrive.store.base import GZIP, ConfigDriveStore, Listed, StoredImage, StoreError
 from ironic_configdrive.store.swift import connections, names, objects, tempurl
@@ -73,6 +74,9 @@ class SwiftStore(ConfigDriveStore):
         :param temp_url_digest: HMAC digest of temp URLs; radosgw releases that only know
             HMAC-SHA1 need ``"sha1"``.
         """
+        # urllib3's debug log quotes request paths: url_for's check of a temp URL would show
+        # its signature there.
+        install_record_masking()
         conf = conf or common.ironic_conf()
         cfg = conf.configdrive
         self.container: str = container or cfg.swift_container

@@ -10,12 +10,8 @@ from requests.exceptions import RequestException
 from swiftclient import client as swift_client
 from swiftclient import utils as swift_utils
 
-from ironic_configdrive.masking import install_log_filter
 from ironic_configdrive.store.swift.errors import MAX_BACKOFF, SignatureRefused, is_transient
 
-# urllib3's debug log quotes request paths: url_for's check of a temp URL would show its
-# signature there.
-install_log_filter("urllib3.connectionpool")
 
 def sign(conn: Any, key: str, container: str, obj: str, *, duration: int,
          digest: str) -> tuple[str, float]:
