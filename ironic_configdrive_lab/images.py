@@ -10,7 +10,10 @@ from pathlib import Path
 from ironic_configdrive_lab.workdir import LabError, Workdir
 
 IMAGE_SIZE = 64 * 1024 * 1024
-IMAGE_NAME = "instance.img"
+#: ".raw" names the format for clients that read it from the URL (metalsmith sets
+#: ``image_disk_format=raw`` from it). Without a format, Ironic 39's inspection calls this GPT
+#: image "gpt" and the agent's qemu-img refuses it ("Unknown driver 'gpt'").
+IMAGE_NAME = "instance.raw"
 #: Written at the start of the root partition so a deploy is visibly the image's bytes.
 ROOT_MARK = b"ironic-configdrive lab instance image\n"
 ROOT_START_SECTOR = 2048
