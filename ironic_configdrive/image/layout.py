@@ -385,6 +385,23 @@ def build_tree(configdrive: Mapping[str, Any], *, node_uuid: str | None = None,
     return tree
 
 
+def network_data_files(files: Mapping[str, bytes],
+                       network_data: Mapping[str, Any]) -> dict[str, bytes]:
+    """``network_data`` as the new ``network_data.json`` of every ``openstack/<version>/`` of
+    ``files`` that carries one (one shared bytes object).
+
+    :raises InvalidInputError: ``network_data`` breaks a rule of :mod:`.rules`.
+    """
+    _refuse(rules.object_problem(network_data, "network_data"))
+    _refuse(rules.json_problem(network_data, "network_data"))
+    for problem in rules.network_data_problems(dict(network_data)):
+        _refuse(problem)
+    data = _json_bytes(network_data, "network_data")
+    return {path: data for path in files
+            if path.startswith("openstack/") and path.count("/") == 2
+            and path.endswith("/network_data.json")}
+
+
 def content_size(tree: Mapping[str, bytes]) -> int:
     """Bytes of distinct content (what a deduplicating writer must store)."""
     seen: dict[int, int] = {}
