@@ -22,7 +22,15 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ironic_configdrive import drive_readers, image, keys, node_options, records, source
+from ironic_configdrive import (
+    drive_readers,
+    image,
+    keys,
+    network_repair,
+    node_options,
+    records,
+    source,
+)
 from ironic_configdrive.expose import loader as expose_loader
 from ironic_configdrive.expose import partition
 from ironic_configdrive.expose.plan import ExposurePlan
@@ -187,6 +195,7 @@ class DriveLifecycle:
             raise _error(node, "Could not choose the config drive's format", exc.reason,
                          exc.advice) from None
         try:
+            value = self._repair_json(value)
             src = source.normalise(
                 value, node_uuid=node.uuid, node_name=node.name, fmt=fmt,
                 cap=CONF.configdrive.max_size, cloudstack=CONF.configdrive.cloudstack_layout,
@@ -195,7 +204,9 @@ class DriveLifecycle:
             # A drive built here follows the rules validate checks (image/rules.py, one set
             # for both), so only foreign drives are parsed again.
             if src.image is not None and src.kind != source.BUILT:
-                report = image.inspect(src.image)
+                raw = self._repair_image(src.image)
+                src = dataclasses.replace(src, image=raw)
+                report = image.inspect(raw)
                 if report.problems:
                     raise InvalidMediaError(
                         reason="cloud-init would not use it: " + "; ".join(report.problems))
@@ -209,6 +220,52 @@ class DriveLifecycle:
                          "Fix the config drive given to the deploy (ironic-configdrive "
                          "validate shows what is wrong) and deploy again") from None
         return src
+
+    # -- network data -------------------------------------------------------------------------
+
+    def _network_data(self) -> dict[str, Any] | None:
+        """network_data.json from the node's ports, when a repair applies (else None)."""
+        if not CONF.configdrive.repair_network_data or not network_repair.applies(self.task):
+            return None
+        try:
+            built = network_repair.build_for(self.task)
+        except network_repair.NetworkRepairError as exc:
+            LOG.warning("Config drive of node %s keeps its invalid network data: %s",
+                        self.node.uuid, exc.message)
+            return None
+        if built is None:
+            LOG.info("Config drive of node %s has invalid network data, and the node has no "
+                     "VIF to build it from", self.node.uuid)
+        return built
+
+    def _repair_json(self, value: Any) -> Any:
+        """The JSON form with its network_data rebuilt when it is invalid."""
+        if not isinstance(value, dict) or not network_repair.is_invalid(
+                value.get("network_data")):
+            return value
+        built = self._network_data()
+        if built is None:
+            return value
+        LOG.info("Network data of the config drive of node %s rebuilt from its ports (%d "
+                 "links)", self.node.uuid, len(built["links"]))
+        return {**value, "network_data": built}
+
+    def _repair_image(self, raw: bytes) -> bytes:
+        """A given image with its invalid network data rebuilt, in its own format."""
+        try:
+            files = image.read_tree(raw)
+        except ConfigDriveError:
+            return raw  # inspect says what is wrong with it
+        if not network_repair.image_needs_repair(files):
+            return raw
+        built = self._network_data()
+        if built is None:
+            return raw
+        repaired = network_repair.repair_image(raw, files, built,
+                                               cap=CONF.configdrive.max_size)
+        LOG.info("Network data of the config drive of node %s rebuilt from its ports (%d "
+                 "links) in every version directory", self.node.uuid, len(built["links"]))
+        return repaired
 
     # -- storing ------------------------------------------------------------------------------
 
