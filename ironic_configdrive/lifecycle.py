@@ -223,9 +223,13 @@ class DriveLifecycle:
 
     # -- network data -------------------------------------------------------------------------
 
+    def _repairs(self) -> bool:
+        """Whether invalid network data is repaired for this node."""
+        return bool(CONF.configdrive.repair_network_data) and network_repair.applies(self.task)
+
     def _network_data(self) -> dict[str, Any] | None:
         """network_data.json from the node's ports, when a repair applies (else None)."""
-        if not CONF.configdrive.repair_network_data or not network_repair.applies(self.task):
+        if not self._repairs():
             return None
         try:
             built = network_repair.build_for(self.task)
@@ -251,20 +255,25 @@ class DriveLifecycle:
         return {**value, "network_data": built}
 
     def _repair_image(self, raw: bytes) -> bytes:
-        """A given image with its invalid network data rebuilt, in its own format."""
+        """A given image with its invalid network data rebuilt, in its own format: from its
+        own ``latest`` when that one is valid (never replacing what the user gave), else
+        from the node's ports."""
         try:
             files = image.read_tree(raw)
         except ConfigDriveError:
             return raw  # inspect says what is wrong with it
         if not network_repair.image_needs_repair(files):
             return raw
-        built = self._network_data()
+        own = network_repair.valid_latest(files)
+        built = own if own is not None and self._repairs() else self._network_data()
         if built is None:
             return raw
         repaired = network_repair.repair_image(raw, files, built,
                                                cap=CONF.configdrive.max_size)
-        LOG.info("Network data of the config drive of node %s rebuilt from its ports (%d "
-                 "links) in every version directory", self.node.uuid, len(built["links"]))
+        LOG.info("Network data of the config drive of node %s rebuilt from %s (%d links) in "
+                 "every version directory", self.node.uuid,
+                 "its openstack/latest" if own is not None else "its ports",
+                 len(built["links"]))
         return repaired
 
     # -- storing ------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ taken over (:meth:`~ironic_configdrive.lifecycle.DriveLifecycle.take_over`):
   Ironic's own per-VIF generator (``ironic.common.neutron.get_neutron_port_data``);
 * written in the drive's own format (ISO9660 or FAT, by the image core) into every
   ``openstack/<version>/`` carrying a ``network_data.json``, or, for the JSON form, into
-  ``network_data`` before the build.
+  ``network_data`` before the build. An image whose ``latest`` is valid while older
+  versions are not (upstream's patch of ``latest`` alone) gets ``latest``'s everywhere:
+  what the user gave is never replaced.
 
 Upstream's check is kept away from our nodes by :func:`hide_metadata_capability`, which the
 deploy interface's ``switch_interface`` applies: it is the only hook Ironic calls in
@@ -194,6 +196,15 @@ def image_needs_repair(files: Mapping[str, bytes]) -> bool:
             if is_invalid(document):
                 return True
     return False
+
+
+def valid_latest(files: Mapping[str, bytes]) -> dict[str, Any] | None:
+    """The drive's own ``openstack/latest/network_data.json`` when it is valid, else None."""
+    try:
+        document = json.loads(files[f"openstack/{layout.LATEST}/{_NETWORK_FILE}"])
+    except (KeyError, ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) and not is_invalid(document) else None
 
 
 def repair_image(image: bytes, files: Mapping[str, bytes], network_data: Mapping[str, Any],

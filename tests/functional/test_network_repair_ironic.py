@@ -207,6 +207,20 @@ class TestNetworkRepairInsideIronic(DeployInsideIronicBase):
         self.assertEqual(given, json.loads(files["openstack/latest/network_data.json"]))
         self.assertEqual([], self.neutron.requests)
 
+    def test_valid_latest_is_copied_into_the_older_versions(self) -> None:
+        # What upstream's repair leaves: openstack/latest patched, every dated version {}.
+        node = self._flat_node()
+        given = {"links": [{"id": "eth0", "type": "phy", "ethernet_mac_address": MAC_PORT,
+                            "mtu": 1500}], "networks": [], "services": [DNS]}
+        tree = image.read_tree(image.unpack(nova_drive(node.uuid)))
+        tree["openstack/latest/network_data.json"] = json.dumps(given).encode()
+        self._start_deploy(node, image.pack(image.write_tree(tree)))
+        files = self._agent_writes(node)
+        for version in (*layout.OPENSTACK_VERSIONS[3:], layout.LATEST):
+            self.assertEqual(given, json.loads(files[f"openstack/{version}/network_data.json"]))
+        self.assertEqual([], self.neutron.requests)
+        self.assertIn("rebuilt from its openstack/latest (1 links)", self.logs.output)
+
     def test_repair_can_be_turned_off(self) -> None:
         self.config(repair_network_data=False, group="configdrive")
         node = self._flat_node()

@@ -1,6 +1,7 @@
 """Network data built from a node's ports and portgroups, and written into every version."""
 
-from __future__ import annotations
+# Selects oslo.service's threading backend before anything imports oslo.messaging.
+import ironic.tests.unit  # noqa: F401,I001  (must come first)
 
 import json
 import types
@@ -242,3 +243,11 @@ def test_noop_network_interface_gets_no_repair() -> None:
         network=types.SimpleNamespace(capabilities=[])))
     network_repair.hide_metadata_capability(task)
     assert not network_repair.applies(task)
+
+
+def test_valid_latest_is_the_drives_own_when_valid() -> None:
+    latest = "openstack/latest/network_data.json"
+    assert network_repair.valid_latest({latest: json.dumps(REPAIRED).encode()}) == REPAIRED
+    for bad in (b"{}", b"[1]", b"{not json", b'{"links": [{"id": "a", "mtu": null}]}'):
+        assert network_repair.valid_latest({latest: bad}) is None
+    assert network_repair.valid_latest({}) is None
