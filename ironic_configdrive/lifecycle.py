@@ -195,7 +195,7 @@ class DriveLifecycle:
             raise _error(node, "Could not choose the config drive's format", exc.reason,
                          exc.advice) from None
         try:
-            value = self._repair_json(value)
+            value = network_repair.repaired_json(self.task, value)
             src = source.normalise(
                 value, node_uuid=node.uuid, node_name=node.name, fmt=fmt,
                 cap=CONF.configdrive.max_size, cloudstack=CONF.configdrive.cloudstack_layout,
@@ -204,7 +204,8 @@ class DriveLifecycle:
             # A drive built here follows the rules validate checks (image/rules.py, one set
             # for both), so only foreign drives are parsed again.
             if src.image is not None and src.kind != source.BUILT:
-                raw = self._repair_image(src.image)
+                raw = network_repair.repaired_image(self.task, src.image,
+                                                    cap=CONF.configdrive.max_size)
                 src = dataclasses.replace(src, image=raw)
                 report = image.inspect(raw)
                 if report.problems:
@@ -220,61 +221,6 @@ class DriveLifecycle:
                          "Fix the config drive given to the deploy (ironic-configdrive "
                          "validate shows what is wrong) and deploy again") from None
         return src
-
-    # -- network data -------------------------------------------------------------------------
-
-    def _repairs(self) -> bool:
-        """Whether invalid network data is repaired for this node."""
-        return bool(CONF.configdrive.repair_network_data) and network_repair.applies(self.task)
-
-    def _network_data(self) -> dict[str, Any] | None:
-        """network_data.json from the node's ports, when a repair applies (else None)."""
-        if not self._repairs():
-            return None
-        try:
-            built = network_repair.build_for(self.task)
-        except network_repair.NetworkRepairError as exc:
-            LOG.warning("Config drive of node %s keeps its invalid network data: %s",
-                        self.node.uuid, exc.message)
-            return None
-        if built is None:
-            LOG.info("Config drive of node %s has invalid network data, and the node has no "
-                     "VIF to build it from", self.node.uuid)
-        return built
-
-    def _repair_json(self, value: Any) -> Any:
-        """The JSON form with its network_data rebuilt when it is invalid."""
-        if not isinstance(value, dict) or not network_repair.is_invalid(
-                value.get("network_data")):
-            return value
-        built = self._network_data()
-        if built is None:
-            return value
-        LOG.info("Network data of the config drive of node %s rebuilt from its ports (%d "
-                 "links)", self.node.uuid, len(built["links"]))
-        return {**value, "network_data": built}
-
-    def _repair_image(self, raw: bytes) -> bytes:
-        """A given image with its invalid network data rebuilt, in its own format: from its
-        own ``latest`` when that one is valid (never replacing what the user gave), else
-        from the node's ports."""
-        try:
-            files = image.read_tree(raw)
-        except ConfigDriveError:
-            return raw  # inspect says what is wrong with it
-        if not network_repair.image_needs_repair(files):
-            return raw
-        own = network_repair.valid_latest(files)
-        built = own if own is not None and self._repairs() else self._network_data()
-        if built is None:
-            return raw
-        repaired = network_repair.repair_image(raw, files, built,
-                                               cap=CONF.configdrive.max_size)
-        LOG.info("Network data of the config drive of node %s rebuilt from %s (%d links) in "
-                 "every version directory", self.node.uuid,
-                 "its openstack/latest" if own is not None else "its ports",
-                 len(built["links"]))
-        return repaired
 
     # -- storing ------------------------------------------------------------------------------
 

@@ -42,12 +42,15 @@ from ironic.common import exception, neutron
 from ironic.conductor import configdrive_utils
 from keystoneauth1 import exceptions as ksa_exceptions
 from openstack import exceptions as sdk_exceptions
+from oslo_config import cfg
 
 from ironic_configdrive.image import build, formats, layout
 from ironic_configdrive.image.errors import ConfigDriveError
 from ironic_configdrive.masking import scrub
 
 LOG = logging.getLogger(__name__)
+#: The [configdrive] options are registered by the deploy interface (conf.register_opts).
+CONF = cfg.CONF
 
 #: The network interface capability under which Ironic checks network data.
 METADATA_CAPABILITY: Final = "metadata"
@@ -277,3 +280,58 @@ def build_for(task: Any, details: VifDetails | None = None) -> dict[str, Any] | 
         raise NetworkRepairError(node=task.node.uuid,
                                  reason=f"Neutron did not describe its VIFs: "
                                         f"{type(exc).__name__}: {scrub(str(exc))}") from None
+
+
+# -- the drive being taken over (lifecycle) -------------------------------------------------
+
+
+def repairs(task: Any) -> bool:
+    """Whether invalid network data is repaired for ``task.node``."""
+    return bool(CONF.configdrive.repair_network_data) and applies(task)
+
+
+def _from_ports(task: Any) -> dict[str, Any] | None:
+    """network_data.json from the node's ports (None: no VIF, or Neutron failed: logged)."""
+    try:
+        built = build_for(task)
+    except NetworkRepairError as exc:
+        LOG.warning("Config drive of node %s keeps its invalid network data: %s",
+                    task.node.uuid, exc.message)
+        return None
+    if built is None:
+        LOG.info("Config drive of node %s has invalid network data, and the node has no VIF "
+                 "to build it from", task.node.uuid)
+    return built
+
+
+def repaired_json(task: Any, value: Any) -> Any:
+    """The JSON form with its network_data rebuilt when it is invalid (else ``value``)."""
+    if (not isinstance(value, dict) or not is_invalid(value.get("network_data"))
+            or not repairs(task)):
+        return value
+    built = _from_ports(task)
+    if built is None:
+        return value
+    LOG.info("Network data of the config drive of node %s rebuilt from its ports (%d links)",
+             task.node.uuid, len(built["links"]))
+    return {**value, "network_data": built}
+
+
+def repaired_image(task: Any, image: bytes, *, cap: int = formats.MAX_IMAGE_SIZE) -> bytes:
+    """A given image with its invalid network data rebuilt in its own format (else
+    ``image``): from its own ``latest`` when that one is valid, else from the ports."""
+    try:
+        files = build.read_tree(image)
+    except ConfigDriveError:
+        return image  # validation says what is wrong with it
+    if not image_needs_repair(files) or not repairs(task):
+        return image
+    own = valid_latest(files)
+    built = own if own is not None else _from_ports(task)
+    if built is None:
+        return image
+    repaired = repair_image(image, files, built, cap=cap)
+    LOG.info("Network data of the config drive of node %s rebuilt from %s (%d links) in "
+             "every version directory", task.node.uuid,
+             "its openstack/latest" if own is not None else "its ports", len(built["links"]))
+    return repaired
