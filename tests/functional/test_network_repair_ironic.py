@@ -120,7 +120,7 @@ class TestNetworkRepairInsideIronic(DeployInsideIronicBase):
                                    internal_info={"tenant_vif_port_id": "vif-port"})
         return node
 
-    def _start_deploy(self, node: Any, configdrive: str) -> None:
+    def _start_deploy(self, node: Any, configdrive: str | dict[str, Any]) -> None:
         """Ironic's own path: start_deploy (switch_interface, validate), then do_node_deploy
         in the worker (here run at once), up to the wait for the agent."""
         executor = futurist.SynchronousExecutor()
@@ -188,7 +188,7 @@ class TestNetworkRepairInsideIronic(DeployInsideIronicBase):
 
     def test_json_drive_gets_the_ports_network_data_before_it_is_built(self) -> None:
         node = self._flat_node()
-        self._start_deploy(node, {"meta_data": {}, "user_data": SECRET})  # type: ignore[arg-type]
+        self._start_deploy(node, {"meta_data": {}, "user_data": SECRET})
         self.upstream_check.assert_not_called()
         files = self._agent_writes(node)
         repaired = json.loads(files["openstack/2025-04-04/network_data.json"])
