@@ -218,8 +218,22 @@ reader_opts = [
                      "4096-byte sectors need: add it here when every node boots CoreOS."),
 ]
 
+network_data_opts = [
+    cfg.BoolOpt("repair_network_data", default=True,
+                help="When a config drive's network_data.json is invalid ({}, nothing in "
+                     "links/networks/services, or a link without MTU unless "
+                     "[conductor]disable_metadata_mtu_check) and the node's network "
+                     "interface provides network data (flat, neutron) and the node has "
+                     "VIFs, rebuild it from the node's ports and portgroups and Neutron and "
+                     "write it into every version directory of the drive, in the drive's "
+                     "own format, without mkisofs. Ironic's own check "
+                     "([conductor]disable_configdrive_check) is skipped for nodes with "
+                     "this deploy interface either way."),
+]
+
 ALL_OPTS = [*image_opts, *store_opts, *exposure_opts, *encryption_opts, *reconcile_opts,
-            *instance_override_opts, *fetch_opts, *agent_download_opts, *reader_opts]
+            *instance_override_opts, *fetch_opts, *agent_download_opts, *reader_opts,
+            *network_data_opts]
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

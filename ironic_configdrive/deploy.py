@@ -31,6 +31,7 @@ from ironic_configdrive import (
     drive_readers,
     lifecycle,
     log_masking,
+    network_repair,
     node_options,
     reconciler,
 )
@@ -110,6 +111,13 @@ class ConfigDriveDeploy(UpdateStepMixin, agent.AgentDeploy):
         properties = dict(super().get_properties())
         properties.update(NODE_PROPERTIES)
         return properties
+
+    def switch_interface(self, task: Any) -> None:
+        """Called by Ironic at the start of a deployment, before ``do_node_deploy``: keep its
+        network data check, which repacks the drive with mkisofs, away from our drive (we
+        repair it ourselves when we take it over, see :mod:`.network_repair`)."""
+        super().switch_interface(task)
+        network_repair.hide_metadata_capability(task)
 
     def validate(self, task: Any) -> None:
         super().validate(task)

@@ -22,7 +22,15 @@ from typing import Any
 
 from oslo_config import cfg
 
-from ironic_configdrive import drive_readers, image, keys, node_options, records, source
+from ironic_configdrive import (
+    drive_readers,
+    image,
+    keys,
+    network_repair,
+    node_options,
+    records,
+    source,
+)
 from ironic_configdrive.expose import loader as expose_loader
 from ironic_configdrive.expose import partition
 from ironic_configdrive.expose.plan import ExposurePlan
@@ -187,6 +195,7 @@ class DriveLifecycle:
             raise _error(node, "Could not choose the config drive's format", exc.reason,
                          exc.advice) from None
         try:
+            value = network_repair.repaired_json(self.task, value)
             src = source.normalise(
                 value, node_uuid=node.uuid, node_name=node.name, fmt=fmt,
                 cap=CONF.configdrive.max_size, cloudstack=CONF.configdrive.cloudstack_layout,
@@ -195,7 +204,10 @@ class DriveLifecycle:
             # A drive built here follows the rules validate checks (image/rules.py, one set
             # for both), so only foreign drives are parsed again.
             if src.image is not None and src.kind != source.BUILT:
-                report = image.inspect(src.image)
+                raw = network_repair.repaired_image(self.task, src.image,
+                                                    cap=CONF.configdrive.max_size)
+                src = dataclasses.replace(src, image=raw)
+                report = image.inspect(raw)
                 if report.problems:
                     raise InvalidMediaError(
                         reason="cloud-init would not use it: " + "; ".join(report.problems))

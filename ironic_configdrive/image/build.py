@@ -83,3 +83,17 @@ def rebuild_image(image: bytes, *, fmt: str, sector_size: int = 512,
                   timestamp: int = formats.DEFAULT_TIMESTAMP) -> bytes:
     """Re-create an image's files in another format (e.g. ISO → vfat for a 4Kn disk)."""
     return write_tree(read_tree(image), fmt=fmt, sector_size=sector_size, timestamp=timestamp)
+
+
+def replace_files(image: bytes, changes: Mapping[str, bytes], *,
+                  timestamp: int = formats.DEFAULT_TIMESTAMP,
+                  cap: int = formats.MAX_IMAGE_SIZE) -> bytes:
+    """``image`` with ``changes`` (``{posix path: bytes}``) written over its files, in the
+    image's own format (and, for FAT, its own sector size)."""
+    head = image[: formats.SNIFF_SIZE]
+    fmt = formats.detect_format(head)
+    files = read_tree(image)
+    files.update(changes)
+    sector_size = (formats.fat_sector_size(head) or 512) if fmt == formats.VFAT else 512
+    return write_tree(files, fmt=fmt or formats.ISO9660, sector_size=sector_size,
+                      timestamp=timestamp, cap=cap)

@@ -53,6 +53,13 @@ def _is_fat_boot_sector(head: bytes) -> bool:
     )
 
 
+def fat_sector_size(head: bytes) -> int | None:
+    """The logical sector size a FAT image was made for (None: no FAT boot sector)."""
+    if not _is_fat_boot_sector(head):
+        return None
+    return int(struct.unpack_from("<H", head, 11)[0])
+
+
 def detect_format(head: bytes) -> str | None:
     """Return :data:`ISO9660`, :data:`VFAT` or ``None`` for the first bytes of an image.
 

@@ -1,9 +1,10 @@
 """Turn Ironic's JSON config drive form into the file tree Nova would write.
 
 Input is ``{meta_data, user_data, network_data, vendor_data}`` (all optional). Output is an
-ordered ``{posix path: bytes}`` mapping with every OpenStack metadata version from 2012-08-10
-to 2020-10-14 plus ``latest``, each file gated by the version that introduced it, the EC2
-tree, ``openstack/content/NNNN`` for embedded files and, on request, the CloudStack tree.
+ordered ``{posix path: bytes}`` mapping with every OpenStack metadata version Nova writes
+(2012-08-10 to 2025-04-04, :data:`NOVA_VERSIONS`) plus ``latest``, each file and each
+``meta_data`` key gated by the version that introduced it, the EC2 tree,
+``openstack/content/NNNN`` for embedded files and, on request, the CloudStack tree.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -19,23 +21,65 @@ from typing import Any, Final
 from . import rules
 from .errors import InternalError, InvalidInputError, UnsafePathError
 
-#: Nova's OpenStack metadata versions, oldest first.
-OPENSTACK_VERSIONS: Final = (
-    "2012-08-10",
-    "2013-04-04",
-    "2013-10-17",
-    "2015-10-15",
-    "2016-06-30",
-    "2016-10-06",
-    "2017-02-22",
-    "2018-08-27",
-    "2020-10-14",
+
+@dataclasses.dataclass(frozen=True)
+class MetadataVersion:
+    """One OpenStack metadata version Nova writes, and what it adds to the one before."""
+
+    name: str
+    #: The release that introduced it (Nova names the constants after it).
+    release: str
+    #: Files of ``openstack/<version>/`` that first appear here.
+    adds_files: tuple[str, ...] = ()
+    #: Top-level ``meta_data.json`` keys that first appear here.
+    adds_keys: tuple[str, ...] = ()
+    #: What changes inside ``meta_data.devices`` here.
+    adds_device_fields: tuple[str, ...] = ()
+
+
+#: Every OpenStack metadata version Nova 34 writes to a config drive, oldest first, with what
+#: each adds (read from ``nova/api/metadata/base.py``: the files ``metadata_for_config_drive``
+#: gates by version, the keys ``_metadata_as_json`` and ``_get_device_metadata`` gate).
+#: ``random_seed`` is passed through when given, never made up: builds stay reproducible.
+NOVA_VERSIONS: Final = (
+    MetadataVersion("2012-08-10", "Folsom", adds_files=("meta_data.json", "user_data")),
+    MetadataVersion("2013-04-04", "Grizzly", adds_keys=("random_seed",)),
+    MetadataVersion("2013-10-17", "Havana", adds_files=("vendor_data.json",)),
+    MetadataVersion("2015-10-15", "Liberty", adds_files=("network_data.json",),
+                    adds_keys=("project_id",)),
+    MetadataVersion("2016-06-30", "Newton", adds_keys=("devices",)),
+    MetadataVersion("2016-10-06", "Newton", adds_files=("vendor_data2.json",)),
+    MetadataVersion("2017-02-22", "Ocata", adds_device_fields=("vlan",)),
+    MetadataVersion("2018-08-27", "Rocky", adds_device_fields=("vf_trusted",)),
+    MetadataVersion("2020-10-14", "Victoria", adds_keys=("dedicated_cpus",)),
+    MetadataVersion("2025-04-04", "Epoxy", adds_device_fields=("share devices",)),
 )
+#: Nova's OpenStack metadata versions, oldest first.
+OPENSTACK_VERSIONS: Final = tuple(version.name for version in NOVA_VERSIONS)
 LATEST: Final = "latest"
+
+
+def _since(*, file: str | None = None, key: str | None = None,
+           device_field: str | None = None) -> str:
+    for version in NOVA_VERSIONS:
+        if (file in version.adds_files or key in version.adds_keys
+                or device_field in version.adds_device_fields):
+            return version.name
+    raise LookupError(file or key or device_field)
+
+
 #: The first version carrying each optional file (Nova's gating).
-VENDOR_DATA_SINCE: Final = "2013-10-17"
-NETWORK_DATA_SINCE: Final = "2015-10-15"
-VENDOR_DATA2_SINCE: Final = "2016-10-06"
+VENDOR_DATA_SINCE: Final = _since(file="vendor_data.json")
+NETWORK_DATA_SINCE: Final = _since(file="network_data.json")
+VENDOR_DATA2_SINCE: Final = _since(file="vendor_data2.json")
+#: The first version of each gated meta_data key, and of the gated parts of ``devices``.
+KEY_SINCE: Final = {key: version.name for version in NOVA_VERSIONS
+                    for key in version.adds_keys}
+DEVICE_VLAN_SINCE: Final = _since(device_field="vlan")
+DEVICE_VF_TRUSTED_SINCE: Final = _since(device_field="vf_trusted")
+DEVICE_SHARE_SINCE: Final = _since(device_field="share devices")
+#: The NIC fields of which Nova needs one to list a NIC at all.
+_NIC_LISTED_BY: Final = ("tags", "vlan", "vf_trusted")
 
 #: Nova's EC2 metadata versions.
 EC2_VERSIONS: Final = (
@@ -185,6 +229,46 @@ def normalise_meta_data(configdrive: Mapping[str, Any], node_uuid: str | None,
     return meta_data
 
 
+def _device_view(device: Any, version: str) -> Any:
+    """One ``meta_data.devices`` entry as Nova shows it at ``version`` (None: not shown)."""
+    if not isinstance(device, Mapping):
+        return device
+    kind = device.get("type")
+    if kind == "share" and version < DEVICE_SHARE_SINCE:
+        return None
+    if kind != "nic":
+        return device
+    shown = dict(device)
+    if version < DEVICE_VLAN_SINCE:
+        shown.pop("vlan", None)
+    if version < DEVICE_VF_TRUSTED_SINCE:
+        shown.pop("vf_trusted", None)
+    if not any(field in shown for field in _NIC_LISTED_BY):
+        return None
+    return shown
+
+
+def meta_data_for_version(meta_data: Mapping[str, Any], version: str) -> dict[str, Any]:
+    """``meta_data`` as Nova writes it into ``openstack/<version>/``: without the keys (and
+    ``devices`` fields) that only later versions carry. ``latest`` carries everything."""
+    shown = dict(meta_data)
+    if version == LATEST:
+        return shown
+    for key, since in KEY_SINCE.items():
+        if version < since:
+            shown.pop(key, None)
+    devices = shown.get("devices")
+    if isinstance(devices, list):
+        shown["devices"] = [view for view in (_device_view(d, version) for d in devices)
+                            if view is not None]
+    return shown
+
+
+def meta_data_json(meta_data: Mapping[str, Any], version: str) -> bytes:
+    """The bytes of ``openstack/<version>/meta_data.json`` our build writes."""
+    return _json_bytes(meta_data_for_version(meta_data, version), "meta_data")
+
+
 def _ec2_meta_data(meta_data: Mapping[str, Any], version: str) -> dict[str, Any]:
     """The EC2 view Nova derives; only what Ironic's input can actually tell."""
     data: dict[str, Any] = {
@@ -281,9 +365,12 @@ def build_tree(configdrive: Mapping[str, Any], *, node_uuid: str | None = None,
     # Ironic's vendor_data is dynamic vendor data (vendor_data2.json); the static file stays {}.
     vendor_json = _json_bytes({}, "vendor_data")
     vendor2_json = _json_bytes(vendor_data, "vendor_data")
+    # Versions showing the same meta_data share one bytes object (written once on ISO9660).
+    meta_by_view: dict[bytes, bytes] = {meta_json: meta_json}
     for version in (*OPENSTACK_VERSIONS, LATEST):
         base = f"openstack/{version}"
-        tree[f"{base}/meta_data.json"] = meta_json
+        view = meta_data_json(meta_data, version)
+        tree[f"{base}/meta_data.json"] = meta_by_view.setdefault(view, view)
         if user_data is not None:
             tree[f"{base}/user_data"] = user_data
         if version == LATEST or version >= VENDOR_DATA_SINCE:
@@ -296,6 +383,23 @@ def build_tree(configdrive: Mapping[str, Any], *, node_uuid: str | None = None,
     if cloudstack:
         tree.update(_cloudstack_tree(meta_data, user_data, admin_pass))
     return tree
+
+
+def network_data_files(files: Mapping[str, bytes],
+                       network_data: Mapping[str, Any]) -> dict[str, bytes]:
+    """``network_data`` as the new ``network_data.json`` of every ``openstack/<version>/`` of
+    ``files`` that carries one (one shared bytes object).
+
+    :raises InvalidInputError: ``network_data`` breaks a rule of :mod:`.rules`.
+    """
+    _refuse(rules.object_problem(network_data, "network_data"))
+    _refuse(rules.json_problem(network_data, "network_data"))
+    for problem in rules.network_data_problems(dict(network_data)):
+        _refuse(problem)
+    data = _json_bytes(network_data, "network_data")
+    return {path: data for path in files
+            if path.startswith("openstack/") and path.count("/") == 2
+            and path.endswith("/network_data.json")}
 
 
 def content_size(tree: Mapping[str, bytes]) -> int:

@@ -5,7 +5,9 @@ One frozen :class:`ReaderProfile` per reader, stating the facts read from its so
 * cloud-init (``DataSourceConfigDrive``): blkid finds an iso9660 or vfat filesystem labelled
   exactly ``config-2`` or ``CONFIG-2``; an unpartitioned device (a virtual CD) of either
   filesystem is tried whatever its label, a partition only when so labelled. Reads the
-  newest dated ``openstack/<version>/`` it knows, else ``latest``.
+  newest dated ``openstack/<version>/`` it knows (``OS_VERSIONS`` of
+  ``cloudinit/sources/helpers/openstack.py``: up to 2018-08-27, so on a Nova drive, which
+  goes up to 2025-04-04, it reads 2018-08-27), else ``latest``.
 * glean (``glean-early.sh``): ``blkid -t LABEL=config-2``, then ``CONFIG-2``; mounts whatever
   filesystem blkid reports; reads ``openstack/latest/`` only.
 * cloudbase-init (Windows, ``osconfigdrive/windows.py``): compares the label of a CD or a
@@ -44,6 +46,10 @@ LATEST_ONLY: Final = "latest only"
 #: ISO9660's logical block: a partition on a disk with larger sectors cannot hold one that
 #: any kernel or Windows mounts (the agent rebuilds such drives as vfat).
 ISO_BLOCK: Final = 2048
+#: The dated versions cloud-init knows (its OS_VERSIONS; 22.4.2 as in Debian 12),
+#: oldest first: fewer than Nova writes.
+CLOUD_INIT_VERSIONS: Final = ("2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15",
+                              "2016-06-30", "2016-10-06", "2017-02-22", "2018-08-27")
 #: Volume space size (both-endian 32 bits, little-endian first) and logical block size in the
 #: primary volume descriptor.
 _ISO_VOLUME_SIZE_OFFSET: Final = formats.ISO_PVD_OFFSET + 80
@@ -64,6 +70,8 @@ class ReaderProfile:
     label_any_case: bool
     #: :data:`NEWEST_KNOWN` or :data:`LATEST_ONLY`.
     versions: str
+    #: With :data:`NEWEST_KNOWN`: the dated versions it knows, oldest first.
+    known_versions: tuple[str, ...] = ()
     #: Largest ISO9660 volume, in blocks, it copies whole (None: no limit of its own).
     max_iso_blocks: int | None = None
     #: Whether an unpartitioned device (a virtual CD) is taken whatever its label.
@@ -76,7 +84,8 @@ PROFILES: Final[dict[str, ReaderProfile]] = {
             name=CLOUD_INIT, description="cloud-init (most Linux images)",
             formats=frozenset(formats.FORMATS),
             labels=frozenset({formats.LABEL, formats.VFAT_LABEL}), label_any_case=False,
-            versions=NEWEST_KNOWN, whole_device_any_label=True),
+            versions=NEWEST_KNOWN, known_versions=CLOUD_INIT_VERSIONS,
+            whole_device_any_label=True),
         ReaderProfile(
             name=GLEAN, description="glean (diskimage-builder's simple-init)",
             formats=frozenset(formats.FORMATS),
@@ -131,7 +140,7 @@ def version_read(profile: ReaderProfile, versions: Iterable[str]) -> str | None:
     """The ``openstack/<version>/`` directory ``profile``'s reader reads, or None."""
     present = set(versions)
     if profile.versions == NEWEST_KNOWN:
-        known = [v for v in layout.OPENSTACK_VERSIONS if v in present]
+        known = [v for v in profile.known_versions if v in present]
         if known:
             return known[-1]
     return layout.LATEST if layout.LATEST in present else None

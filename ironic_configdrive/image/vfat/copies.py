@@ -7,11 +7,14 @@ cross-linked clusters, which ``fsck.fat`` reports and "repairs" by truncating on
 copies a reader can reach:
 
 - ``openstack/<YYYY-MM-DD>/`` directories are left out when ``openstack/latest/`` holds
-  ``meta_data.json`` and every file of every dated directory, byte for byte. cloud-init
-  then reads ``latest`` (it reads the newest dated version it knows, else ``latest``) and
-  gets the same bytes; glean reads only ``latest``. When any dated directory differs
-  (a Nova-built ISO rebuilt for a 4Kn disk gates keys by version), the ``openstack`` tree
-  is kept whole, so no reader sees other content than before.
+  ``meta_data.json`` and every file of every dated directory, byte for byte, except that a
+  dated ``meta_data.json`` may be latest's without the keys Nova adds in later versions
+  (``layout.meta_data_for_version``, as our build writes it). cloud-init then reads
+  ``latest`` (it reads the newest dated version it knows, else ``latest``) and gets the
+  same bytes, plus any such newer key; glean reads only ``latest``. When any dated
+  directory differs otherwise (a Nova-built ISO rebuilt for a 4Kn disk: Nova writes a fresh
+  ``random_seed`` into each version), the ``openstack`` tree is kept whole, so no reader
+  sees other content than before.
 - ``ec2/<version>/`` directories other than ``latest`` are left out: the only config drive
   reader of ``ec2/`` is cloud-init, and it reads ``ec2/latest/meta-data.json`` alone.
   ``ec2/latest/user-data`` is left out when it equals ``openstack/latest/user_data``.
@@ -20,11 +23,13 @@ copies a reader can reach:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Final
 
 from ironic_configdrive.image import layout
+from ironic_configdrive.image.errors import ConfigDriveError
 
 _OPENSTACK: Final = "openstack/"
 _EC2: Final = "ec2/"
@@ -42,10 +47,27 @@ def _split(path: str, top: str) -> tuple[str, str] | None:
     return (version, rest) if slash and rest else None
 
 
+def _meta_data_views(latest: bytes) -> dict[str, bytes]:
+    """What our build writes as ``openstack/<version>/meta_data.json`` for each dated version
+    whose ``latest`` one is ``latest`` (empty when it is no JSON object)."""
+    try:
+        meta_data = json.loads(latest)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(meta_data, dict):
+        return {}
+    try:
+        return {version: layout.meta_data_json(meta_data, version)
+                for version in layout.OPENSTACK_VERSIONS}
+    except ConfigDriveError:
+        return {}
+
+
 def _dated_openstack_redundant(files: Mapping[str, bytes]) -> bool:
-    """True when ``latest`` holds every dated directory's files with the same bytes."""
+    """True when ``latest`` holds every dated directory's files with the same bytes, except
+    that a ``meta_data.json`` may be latest's without the keys only later versions carry."""
     latest: dict[str, bytes] = {}
-    dated: list[tuple[str, bytes]] = []
+    dated: list[tuple[str, str, bytes]] = []
     for path, data in files.items():
         split = _split(path, _OPENSTACK)
         if split is None:
@@ -54,10 +76,20 @@ def _dated_openstack_redundant(files: Mapping[str, bytes]) -> bool:
         if version == _LATEST:
             latest[rest] = data
         elif _DATED.fullmatch(version):
-            dated.append((rest, data))
+            dated.append((version, rest, data))
     if not dated or _REQUIRED not in latest:
         return False
-    return all(rest in latest and latest[rest] == data for rest, data in dated)
+    views: dict[str, bytes] | None = None
+    for version, rest, data in dated:
+        if rest in latest and latest[rest] == data:
+            continue
+        if rest != _REQUIRED:
+            return False
+        if views is None:
+            views = _meta_data_views(latest[_REQUIRED])
+        if views.get(version) != data:
+            return False
+    return True
 
 
 def fold_versions(files: Mapping[str, bytes]) -> dict[str, bytes]:

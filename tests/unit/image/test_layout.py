@@ -178,3 +178,62 @@ def test_ec2_public_keys_and_placement_gating():
     assert latest["placement"] == {"availability-zone": "az1"}
     assert latest["local-hostname"] == "h1"
     assert "placement" not in json.loads(tree["ec2/2007-12-15/meta-data.json"])
+
+
+def test_every_version_nova_34_writes():
+    # nova/api/metadata/base.py, OPENSTACK_VERSIONS (Nova 34, 2026.2)
+    assert layout.OPENSTACK_VERSIONS == (
+        "2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15", "2016-06-30", "2016-10-06",
+        "2017-02-22", "2018-08-27", "2020-10-14", "2025-04-04")  # fmt: skip
+    tree = tree_for(network_data={"links": []}, vendor_data={"a": 1})
+    for name in ("meta_data.json", "vendor_data.json", "network_data.json",
+                 "vendor_data2.json"):
+        assert f"openstack/2025-04-04/{name}" in tree
+    assert (layout.VENDOR_DATA_SINCE, layout.NETWORK_DATA_SINCE, layout.VENDOR_DATA2_SINCE) == (
+        "2013-10-17", "2015-10-15", "2016-10-06")
+
+
+NIC_VLAN = {"type": "nic", "bus": "pci", "address": "0:0:1", "mac": "52:54:00:00:00:01",
+            "vlan": 42}
+NIC_TAGGED = {"type": "nic", "bus": "pci", "address": "0:0:2", "mac": "52:54:00:00:00:02",
+              "tags": ["db"], "vf_trusted": True}
+SHARE = {"type": "share", "bus": "none", "address": "none", "share_id": "s1", "tag": "data"}
+DISK = {"type": "disk", "bus": "scsi", "address": "0:0:0:0", "serial": "d1"}
+GATED_META = {"name": "n", "random_seed": "c2VlZA==", "project_id": "p1",
+              "devices": [NIC_VLAN, NIC_TAGGED, SHARE, DISK], "dedicated_cpus": [2, 3]}
+
+
+@pytest.mark.parametrize("version,keys", [
+    ("2012-08-10", {"uuid", "name", "hostname"}),
+    ("2013-04-04", {"uuid", "name", "hostname", "random_seed"}),
+    ("2015-10-15", {"uuid", "name", "hostname", "random_seed", "project_id"}),
+    ("2016-06-30", {"uuid", "name", "hostname", "random_seed", "project_id", "devices"}),
+    ("2020-10-14", set(GATED_META) | {"uuid", "hostname"}),
+    ("latest", set(GATED_META) | {"uuid", "hostname"}),
+])
+def test_meta_data_keys_appear_from_the_version_nova_adds_them(version, keys):
+    assert set(meta(tree_for(meta_data=GATED_META), version)) == keys
+
+
+@pytest.mark.parametrize("version,devices", [
+    # A NIC with only a VLAN is not listed before VLANs are (Nova lists a NIC for its tags,
+    # vlan or vf_trusted); shares come with 2025-04-04.
+    ("2016-06-30", [{k: v for k, v in NIC_TAGGED.items() if k != "vf_trusted"}, DISK]),
+    ("2017-02-22", [NIC_VLAN, {k: v for k, v in NIC_TAGGED.items() if k != "vf_trusted"},
+                    DISK]),
+    ("2018-08-27", [NIC_VLAN, NIC_TAGGED, DISK]),
+    ("2020-10-14", [NIC_VLAN, NIC_TAGGED, DISK]),
+    ("2025-04-04", [NIC_VLAN, NIC_TAGGED, SHARE, DISK]),
+    ("latest", [NIC_VLAN, NIC_TAGGED, SHARE, DISK]),
+])
+def test_device_fields_appear_from_the_version_nova_adds_them(version, devices):
+    assert meta(tree_for(meta_data=GATED_META), version)["devices"] == devices
+
+
+def test_versions_showing_the_same_meta_data_share_its_bytes():
+    tree = tree_for(meta_data=GATED_META)
+    same = {id(tree[f"openstack/{v}/meta_data.json"]) for v in ("2025-04-04", "latest")}
+    assert len(same) == 1
+    plain = tree_for(meta_data={"name": "n"})
+    assert len({id(plain[f"openstack/{v}/meta_data.json"])
+                for v in (*layout.OPENSTACK_VERSIONS, "latest")}) == 1

@@ -161,7 +161,7 @@ def test_missing_meta_data_counts_for_the_readers_of_that_version():
 
 
 def test_a_problem_counts_for_the_readers_of_its_directory():
-    newest = layout.OPENSTACK_VERSIONS[-1]
+    newest = readers.CLOUD_INIT_VERSIONS[-1]
     report = inspect(write_tree(tree(**{f"openstack/{newest}/network_data.json": b"{bad"})))
     assert failing(report) == {"cloud-init"}
     report = inspect(write_tree(tree(**{"openstack/latest/network_data.json": b"{bad"})))
@@ -197,3 +197,14 @@ def test_unknown_names_and_selection():
 def test_iso_blocks_is_none_for_other_filesystems():
     assert readers.iso_blocks(build_image({}, fmt=VFAT, node_uuid=UUID)) is None
     assert readers.iso_blocks(b"") is None
+
+
+def test_which_version_each_reader_picks_on_a_nova_drive():
+    # Nova writes up to 2025-04-04; cloud-init knows up to 2018-08-27 (its OS_VERSIONS).
+    nova = (*layout.OPENSTACK_VERSIONS, "latest")
+    picks = {name: readers.version_read(profile, nova)
+             for name, profile in readers.PROFILES.items()}
+    assert picks == {"cloud-init": "2018-08-27", "glean": "latest",
+                     "cloudbase-init": "latest", "ignition": "latest"}
+    assert readers.version_read(readers.PROFILES["cloud-init"],
+                                ("2020-10-14", "2025-04-04", "latest")) == "latest"

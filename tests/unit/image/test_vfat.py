@@ -16,11 +16,12 @@ import pytest
 from ironic_configdrive.image import errors, formats, vfat
 
 VERSIONS = ("2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15", "2016-06-30",
-            "2016-10-06", "2017-02-22", "2018-08-27", "2020-10-14", "latest")  # fmt: skip
+            "2016-10-06", "2017-02-22", "2018-08-27", "2020-10-14", "2025-04-04",
+            "latest")  # fmt: skip
 
 
 def config_drive_files() -> dict[str, bytes]:
-    """A typical Nova-shaped config drive: 16 directories, 60 small files."""
+    """A typical Nova-shaped config drive: 17 directories, 63 small files."""
     files: dict[str, bytes] = {}
     for version in VERSIONS:
         base = f"openstack/{version}/"

@@ -139,3 +139,16 @@ def test_rebuilt_iso_is_folded_too() -> None:
     fat = rebuild_image(iso, fmt=VFAT, sector_size=4096)
     assert len(fat) <= MAX_RATIO * len(iso)
     assert read_tree(fat) == vfat.fold_versions(read_tree(iso))
+
+
+def test_dated_meta_data_with_fewer_keys_is_still_a_copy_of_latest() -> None:
+    # Keys Nova gates by version (project_id from 2015-10-15, dedicated_cpus from
+    # 2020-10-14) make the dated meta_data.json differ from latest's, as our build writes it.
+    configdrive = drive(100)
+    configdrive["meta_data"] = {"name": "big", "project_id": "p", "dedicated_cpus": [1]}
+    files = layout.build_tree(configdrive, node_uuid=UUID)
+    assert files["openstack/2012-08-10/meta_data.json"] != files[
+        "openstack/latest/meta_data.json"]
+    folded = vfat.fold_versions(files)
+    assert not any(p.startswith("openstack/20") for p in folded)
+    assert "openstack/latest/meta_data.json" in folded
