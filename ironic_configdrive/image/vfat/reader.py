@@ -23,7 +23,7 @@ class FatFiles(FileTree):
     """
 
     def __init__(self, image: bytes) -> None:
-        self._nodes: dict[str, tuple[int, int]] = {}
+        self._clusters: dict[str, int] = {}
         self._sizes: dict[str, int] = {}
         try:
             self._volume = volume = parse_volume(image)
@@ -62,7 +62,7 @@ class FatFiles(FileTree):
                     if not entry.is_dir:
                         if entry.size:
                             volume.check_chain(entry.cluster, f"/{path}", entry.size)
-                        self._nodes[path] = (entry.cluster, entry.size)
+                        self._clusters[path] = entry.cluster
                         self._sizes[path] = entry.size
         except (IndexError, struct.error, ValueError) as exc:
             # Bounds are checked above; this is the backstop so no raw parser error escapes.
@@ -73,8 +73,8 @@ class FatFiles(FileTree):
         return self._sizes
 
     def __getitem__(self, path: str) -> bytes:
-        cluster, size = self._nodes[path]
-        return self._volume.read_chain(cluster, f"/{path}", size) if size else b""
+        size = self._sizes[path]
+        return self._volume.read_chain(self._clusters[path], f"/{path}", size) if size else b""
 
 
 def read_fat(image: bytes) -> dict[str, bytes]:
