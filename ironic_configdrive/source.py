@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ironic_configdrive import image, pinned_http
-from ironic_configdrive.image import formats, sealing
+from ironic_configdrive.image import formats, sealing, stream
 from ironic_configdrive.image.errors import (
     ConfigDriveError,
     InvalidInputError,
@@ -212,17 +212,11 @@ def fetch(url: str, *, cap: int = image.MAX_IMAGE_SIZE,
     limits = pinned_http.Limits(wire_cap=wire_cap(cap), deadline=deadline,
                                 connect_timeout=timeout[0], read_timeout=timeout[1])
     decoder = image.StreamDecoder(cap=cap)
-    opener = sealing.Opener(key) if key is not None else None
-    pieces: list[bytes] = []
     try:
         with pinned_http.open_url(url, policy=policy if policy is not None else AddressPolicy(),
                                   limits=limits) as body:
-            for chunk in body:
-                for plain in (opener.feed(chunk) if opener is not None else (chunk,)):
-                    pieces.extend(decoder.feed(plain))
-        if opener is not None:
-            opener.finish()
-        pieces.extend(decoder.finish())
+            plain = body if key is None else sealing.iter_open(body, key)
+            image_bytes = stream.decode_whole(plain, decoder)
     except pinned_http.Refused as exc:
         _log_refusal(url, node, str(exc))
         raise FetchError(url=shown) from None
@@ -236,7 +230,7 @@ def fetch(url: str, *, cap: int = image.MAX_IMAGE_SIZE,
     except ConfigDriveError as exc:
         # Decoding errors name the data, not the source: say where it came from.
         raise type(exc)(f"{exc.message} (downloaded from {shown})") from None
-    return b"".join(pieces)
+    return image_bytes
 
 
 def _log_refusal(url: str, node: str | None, cause: str) -> None:

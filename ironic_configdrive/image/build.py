@@ -7,6 +7,7 @@ from typing import Any
 
 from . import formats, iso9660, layout, vfat
 from .errors import InvalidInputError, SizeLimitExceeded, UnknownFormatError
+from .file_tree import FileTree
 
 
 def _check_format(fmt: str) -> None:
@@ -76,6 +77,17 @@ def read_tree(image: bytes) -> dict[str, bytes]:
         return iso9660.read_iso(image)
     if fmt == formats.VFAT:
         return vfat.read_fat(image)
+    raise UnknownFormatError(reason="no ISO9660 or FAT signature in the image")
+
+
+def open_tree(image: bytes) -> FileTree:
+    """The files of a raw ISO9660 or FAT image, each read only when looked up (see
+    :mod:`.file_tree`); use it as a context manager."""
+    fmt = formats.detect_format(image[: formats.SNIFF_SIZE])
+    if fmt == formats.ISO9660:
+        return iso9660.IsoFiles(image)
+    if fmt == formats.VFAT:
+        return vfat.FatFiles(image)
     raise UnknownFormatError(reason="no ISO9660 or FAT signature in the image")
 
 

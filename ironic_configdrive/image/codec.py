@@ -30,13 +30,13 @@ def unpack(data: bytes | str, cap: int = formats.MAX_IMAGE_SIZE) -> bytes:
     """Raw image from base64-of-gzip text, gzip bytes, base64 of an image or a raw image.
 
     The encoding is recognised by magic bytes (see :mod:`.stream`); the result is at most
-    ``cap`` bytes.
+    ``cap`` bytes. A raw image is returned as it is, not copied.
     """
     if isinstance(data, str):
-        try:
-            data = data.encode("ascii")
-        except UnicodeEncodeError:
+        if not data.isascii():
             raise InvalidMediaError(
-                reason="config drive text contains non-ASCII characters; expected base64"
-            ) from None
-    return b"".join(stream.iter_decode((data,), cap))
+                reason="config drive text contains non-ASCII characters; expected base64")
+        return stream.decode_whole(stream.pieces(data), stream.StreamDecoder(cap))
+    if isinstance(data, bytes) and stream.passes_through(data, cap):
+        return data
+    return stream.decode_whole(stream.pieces(data), stream.StreamDecoder(cap))

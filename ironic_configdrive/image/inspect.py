@@ -18,7 +18,7 @@ from . import build, formats, layout, readers, rules, vfat
 from .errors import ConfigDriveError, JSONDepthError
 from .iso9660 import labels as iso_labels
 from .readers import DriveFacts
-from .stream import StreamDecoder
+from .stream import StreamDecoder, decode_whole, passes_through, pieces
 
 
 @dataclasses.dataclass
@@ -235,34 +235,41 @@ def _unreadable(size: int, problem: str) -> Report:
                   readers={name: [problem] for name in readers.READERS})
 
 
+def _decode(data: bytes | str) -> tuple[bytes, str | None]:
+    """The raw image and its encoding; a raw image given as bytes is used as it is."""
+    if isinstance(data, bytes) and passes_through(data):
+        return data, "raw"
+    decoder = StreamDecoder()
+    return decode_whole(pieces(data), decoder), decoder.encoding
+
+
 def inspect(data: bytes | str) -> Report:
     """Describe an image given in any encoding :func:`~.codec.unpack` accepts.
 
-    Never raises for a bad image: what is wrong ends up in ``problems``.
+    Never raises for a bad image: what is wrong ends up in ``problems``. Only the JSON
+    documents the rules parse are read from the image, one at a time (see
+    :mod:`.file_tree`); user_data and other files are known by their directory entries, so
+    the memory used beyond the image does not grow with them.
     """
-    decoder = StreamDecoder()
-    try:
-        raw = data.encode("ascii") if isinstance(data, str) else data
-        image = b"".join([*decoder.feed(raw), *decoder.finish()])
-    except UnicodeEncodeError:
+    if isinstance(data, str) and not data.isascii():
         return _unreadable(len(data), "config drive text contains non-ASCII characters")
+    try:
+        image, encoding = _decode(data)
     except ConfigDriveError as exc:
         return _unreadable(len(data), exc.message)
     fmt = formats.detect_format(image[: formats.SNIFF_SIZE])
     report = Report(format=fmt, label=formats.read_label(image), size=len(image),
-                    encoding=decoder.encoding, iso_blocks=readers.iso_blocks(image))
+                    encoding=encoding, iso_blocks=readers.iso_blocks(image))
     structural: list[str] = []
     check_label(image, fmt, report, structural)
     if len(image) > formats.MAX_IMAGE_SIZE:
         report.problems.append(f"image is larger than {formats.MAX_IMAGE_SIZE} bytes")
     try:
-        files = build.read_tree(image)
+        with build.open_tree(image) as files:
+            report.files = dict(sorted(files.sizes.items()))
+            check_tree(files, report, structural)
     except ConfigDriveError as exc:
         report.problems.append(exc.message)
-        _judge_readers(report, structural)
-        return report
-    report.files = {path: len(content) for path, content in sorted(files.items())}
-    check_tree(files, report, structural)
     _judge_readers(report, structural)
     return report
 

@@ -19,6 +19,7 @@ import os
 import stat
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 from urllib import parse
 
 import fixtures
@@ -31,7 +32,7 @@ from ironic.tests.unit.objects import utils as obj_utils
 from oslo_utils import uuidutils
 
 from ironic_configdrive import deploy, image, records
-from ironic_configdrive.image import formats, sealing
+from ironic_configdrive.image import formats, iso9660, sealing
 from tests.fixtures import redfish
 from tests.fixtures.conductor import FakeAgent, HttpRoot
 from tests.fixtures.logs import enable_all_loggers
@@ -183,6 +184,29 @@ class TestDeployInsideIronic(DeployInsideIronicBase):
         self.assertEqual(raw, self.agent.disk)
         self.assertEqual(["/user-drive.b64?sig=user-secret"], self.http_root.fetched[:1])
         self.assertNotIn("user-secret", self.logs.output)
+
+    def test_foreign_drive_is_validated_without_reading_its_user_data(self) -> None:
+        """A user's drive with 8 MiB of user_data: the conductor reads its JSON documents
+        only (one at a time), and the agent gets the drive whole."""
+        user_data = "#cloud-config\n" + "".join(f"# {n:07d}\n" for n in range(800_000))
+        raw = image.build_image({**JSON_DRIVE, "user_data": user_data},
+                                node_uuid="0c8bb8b1-cf1b-4a8e-9f3f-7e4b4b7b6a12")
+        with open(os.path.join(self.http_root.path, "big-drive.b64"), "w") as f:
+            f.write(image.pack(raw))
+        node = self._node(f"{self.http_root.url}/big-drive.b64")
+        read: list[str] = []
+        real = iso9660.IsoFiles.__getitem__
+
+        def spy(files: iso9660.IsoFiles, path: str) -> bytes:
+            read.append(path)
+            return real(files, path)
+
+        with mock.patch.object(iso9660.IsoFiles, "__getitem__", spy):
+            self._step(node, "write_image", 80)
+        self.assertTrue(read)
+        self.assertEqual([], [path for path in read if not path.endswith(".json")])
+        self._step(node, "write_configdrive", deploy.WRITE_PRIORITY)
+        self.assertEqual(raw, self.agent.disk)
 
     def test_agent_failure_fails_the_deploy_cleanly(self) -> None:
         self.agent.fail_write = "no space left on /dev/fake"

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from ironic_configdrive.image import iso9660
+from ironic_configdrive.image import build, inspect, iso9660
 from tests.conftest import require_tool
+from tests.fixtures import eager_inspect
 from tests.unit.image.test_iso9660 import typical_drive
 
 pytestmark = pytest.mark.interop
@@ -253,3 +254,34 @@ def test_read_iso_joliet_only_image_from_genisoimage(tmp_path: Path) -> None:
     image = tmp_path / "j.iso"
     run(exe, "-quiet", "-J", "-V", "config-2", "-o", str(image), str(tmp_path / "src"))
     assert iso9660.read_iso(image.read_bytes()) == files
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ("-J", "-r"),
+        ("-J",),
+        (),
+        ("-J", "-r", "-b", "boot.img", "-c", "boot.cat", "-no-emul-boot", "-boot-info-table"),
+        ("-b", "boot.img", "-c", "boot.cat", "-no-emul-boot", "-boot-load-size", "4"),
+    ],
+    ids=["rock-ridge+joliet", "joliet", "iso9660-names", "el-torito", "el-torito-plain"],
+)
+def test_inspect_reads_lazily_what_reading_everything_reads(tmp_path: Path,
+                                                            options: tuple) -> None:
+    """Drives of another writer (with a boot catalog pycdlib serves from memory, a boot info
+    table it overlays): sizes from the directories are what a read yields, and inspect's
+    verdict is that of reading every file."""
+    exe = require_tool("genisoimage")
+    files = typical_drive(user_data=b"#cloud-config\n" * 40_000)
+    files["boot.img"] = b"\x90" * 8192
+    write_tree(tmp_path / "src", files)
+    path = tmp_path / "foreign.iso"
+    run(exe, "-quiet", *options, "-V", "config-2", "-o", str(path), str(tmp_path / "src"))
+    data = path.read_bytes()
+    with build.open_tree(data) as tree:
+        assert dict(tree.sizes) == {name: len(tree[name]) for name in tree}
+    report = inspect(data)
+    assert report.as_dict() == eager_inspect.inspect(data).as_dict()
+    if "-r" in options or "-J" in options:
+        assert report.valid, report.problems

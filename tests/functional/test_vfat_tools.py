@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ironic_configdrive.image import vfat
+from ironic_configdrive.image import inspect, vfat
 from tests.conftest import require_tool, skip_or_fail
+from tests.fixtures import eager_inspect
 from tests.unit.image.test_vfat import SHAPES, Boot, config_drive_files
 
 pytestmark = pytest.mark.interop
@@ -166,6 +167,8 @@ def test_read_fat_reads_mkfs_images(tmp_path: Path, fat: int, sector_size: int, 
     data = image.read_bytes()
     assert vfat.read_fat(data) == files
     assert vfat.read_fat_label(data) == "CONFIG-2"
+    # Read lazily (sizes from the directories, only JSON documents read), the same verdict.
+    assert inspect(data).as_dict() == eager_inspect.inspect(data).as_dict()
     fsck = run("fsck.fat", "-n", "-v", str(image))
     assert f"{fat} bit entries" in fsck
 

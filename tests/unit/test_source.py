@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 
 from ironic_configdrive import image, source
+from ironic_configdrive.image import sealing
 from ironic_configdrive.image.errors import (
     InvalidInputError,
     InvalidMediaError,
     SizeLimitExceeded,
 )
 from ironic_configdrive.url_policy import AddressPolicy
+from tests.fixtures.memory import one_copy, traced_peak
 
 NODE = "1be26c0b-03f2-4d2e-ae87-c02d7f33c123"
 #: The test servers listen on loopback, which the default policy refuses.
@@ -210,3 +212,25 @@ def test_raw_image_starting_like_json_is_still_an_image(raw: bytes) -> None:
     hybrid = b"[" + raw[1:]  # e.g. a hybrid ISO whose boot code starts with 0x5b
     src = source.normalise(hybrid, node_uuid=NODE)
     assert src.image == hybrid
+
+
+def test_url_download_is_decoded_into_one_copy(server: _Server) -> None:
+    """The download is decoded into one buffer handed out as it is, not pieces joined."""
+    user_data = "".join(f"#{n:07d}\n" for n in range(8 * 1024 * 1024 // 9))
+    big = image.build_image({"meta_data": {}, "user_data": user_data}, node_uuid=NODE)
+    server.routes["/big"] = (200, image.pack(big).encode())
+    got, peak = traced_peak(lambda: source.fetch(server.url + "/big", policy=LOOPBACK))
+    assert got == big
+    assert peak < one_copy(len(big)), (peak, len(big))
+
+
+def test_sealed_download_cut_short_is_named_by_the_seal(raw: bytes, server: _Server) -> None:
+    """The seal's end is checked before the decoder's: a cut stream is called truncated, not
+    a corrupt gzip."""
+    key = sealing.new_key()
+    sealed = sealing.seal(image.pack(raw).encode(), key, chunk_size=1024)
+    server.routes["/sealed"] = (200, sealed[: len(sealed) // 2])
+    with pytest.raises(sealing.SealedMediaError, match="ends before its last chunk"):
+        source.fetch(server.url + "/sealed", key=key, policy=LOOPBACK)
+    server.routes["/sealed"] = (200, sealed)
+    assert source.fetch(server.url + "/sealed", key=key, policy=LOOPBACK) == raw

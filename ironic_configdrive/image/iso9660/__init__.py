@@ -9,7 +9,7 @@ upper-case d-characters (:mod:`.names`); the real names travel in Rock Ridge ``N
 from __future__ import annotations
 
 from .limits import MAX_FILE_SIZE, MAX_NAME_BYTES, SECTOR
-from .reader import read_iso
+from .reader import IsoFiles, read_iso
 from .writer import write_iso
 
-__all__ = ["MAX_FILE_SIZE", "MAX_NAME_BYTES", "SECTOR", "read_iso", "write_iso"]
+__all__ = ["MAX_FILE_SIZE", "MAX_NAME_BYTES", "SECTOR", "IsoFiles", "read_iso", "write_iso"]

@@ -6,15 +6,17 @@ import contextlib
 import io
 import posixpath
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Final
 
 from ironic_configdrive.image import errors, formats
+from ironic_configdrive.image.file_tree import FileTree
 
 from .limits import SECTOR
 
 if TYPE_CHECKING:
     import pycdlib
+    from pycdlib.dr import DirectoryRecord
 
 # What pycdlib lets escape on malformed input besides its own exceptions (caught as
 # Exception subclasses: pycdlib is imported only when an image is read, since writing a
@@ -86,8 +88,9 @@ def _iso_name(ident: bytes) -> str:
     return name.rstrip(".").lower()
 
 
-def _walk(iso: pycdlib.PyCdlib, kind: str) -> Iterator[tuple[str, str]]:
-    """Yield (posix path, pycdlib path in the ``kind`` namespace) of every regular file."""
+def _walk(iso: pycdlib.PyCdlib, kind: str) -> Iterator[tuple[str, str, DirectoryRecord]]:
+    """Yield (posix path, pycdlib path in the ``kind`` namespace, record) of every regular
+    file."""
     pending = [("", "/")]
     while pending:
         rel, native = pending.pop()
@@ -116,7 +119,90 @@ def _walk(iso: pycdlib.PyCdlib, kind: str) -> Iterator[tuple[str, str]]:
             if rec.is_dir():
                 pending.append((child_rel, child_native))
             else:
-                yield child_rel, child_native
+                yield child_rel, child_native, rec
+
+
+class IsoFiles(FileTree):
+    """The regular files of an ISO9660 image, read one at a time when looked up.
+
+    pycdlib parses the volume descriptors and directories (never file data); each file's size
+    is the one its directory records give (pycdlib cuts a record reaching past the image's
+    end to what the image holds, as it does when it reads the file), and a lookup copies
+    exactly that many bytes of that one file. Names as :func:`read_iso` gives them.
+
+    :raises InvalidMediaError: empty, truncated or corrupt image, or not ISO9660 at all.
+    """
+
+    def __init__(self, image: bytes) -> None:
+        if not isinstance(image, (bytes, bytearray, memoryview)):
+            raise _media_error(f"expected image bytes, got {type(image).__name__}")
+        image = bytes(image)  # no copy of bytes, the only type callers hold
+        _precheck(image)
+        import pycdlib
+        from pycdlib.pycdlibexception import PyCdlibException
+
+        self._parse_errors = (PyCdlibException, *_PARSE_ERRORS)
+        self._iso = pycdlib.PyCdlib()
+        try:
+            # BytesIO shares the bytes object's buffer for as long as nobody writes to it.
+            self._iso.open_fp(io.BytesIO(image))
+        except self._parse_errors as exc:
+            raise _media_error(f"the ISO9660 structures are corrupt ({exc})") from None
+        self._native: dict[str, str] = {}
+        self._sizes: dict[str, int] = {}
+        try:
+            if self._iso.has_rock_ridge():
+                self._kind = "rr_path"
+            elif self._iso.has_joliet():
+                self._kind = "joliet_path"
+            else:
+                self._kind = "iso_path"
+            for rel, native, rec in _walk(self._iso, self._kind):
+                if rel in self._native:
+                    raise _media_error(f"two entries read as the same path {rel!r}")
+                self._native[rel] = native
+                self._sizes[rel] = self._size(rec, native)
+        except errors.InvalidMediaError:
+            self.close()
+            raise
+        except UnicodeError:
+            self.close()
+            raise _media_error("a file name is not valid UTF-8/UCS-2 text") from None
+        except self._parse_errors as exc:
+            self.close()
+            raise _media_error(f"cannot read the files of the image ({exc})") from None
+
+    @property
+    def sizes(self) -> Mapping[str, int]:
+        return self._sizes
+
+    def _size(self, rec: DirectoryRecord, native: str) -> int:
+        """Bytes a read of the file yields: its extents' lengths, chained for a file of
+        several extents, as pycdlib's own read walks them."""
+        if rec.inode is None:
+            # pycdlib serves an El Torito boot catalog (a few records) from memory.
+            out = io.BytesIO()
+            self._iso.get_file_from_iso_fp(out, **{self._kind: native})
+            return out.tell()
+        size = 0
+        part: DirectoryRecord | None = rec
+        while part is not None and part.inode is not None and part.data_length > 0:
+            size += part.data_length
+            part = part.data_continuation
+        return size
+
+    def __getitem__(self, path: str) -> bytes:
+        native = self._native[path]
+        out = io.BytesIO()
+        try:
+            self._iso.get_file_from_iso_fp(out, **{self._kind: native})
+        except self._parse_errors as exc:
+            raise _media_error(f"cannot read the files of the image ({exc})") from None
+        return out.getvalue()
+
+    def close(self) -> None:
+        with contextlib.suppress(*self._parse_errors):
+            self._iso.close()
 
 
 def read_iso(image: bytes) -> dict[str, bytes]:
@@ -128,40 +214,5 @@ def read_iso(image: bytes) -> dict[str, bytes]:
 
     :raises InvalidMediaError: empty, truncated or corrupt image, or not ISO9660 at all.
     """
-    if not isinstance(image, (bytes, bytearray, memoryview)):
-        raise _media_error(f"expected image bytes, got {type(image).__name__}")
-    image = bytes(image)
-    _precheck(image)
-    import pycdlib
-    from pycdlib.pycdlibexception import PyCdlibException
-
-    parse_errors = (PyCdlibException, *_PARSE_ERRORS)
-    iso = pycdlib.PyCdlib()
-    try:
-        iso.open_fp(io.BytesIO(image))
-    except parse_errors as exc:
-        raise _media_error(f"the ISO9660 structures are corrupt ({exc})") from None
-    result: dict[str, bytes] = {}
-    try:
-        if iso.has_rock_ridge():
-            kind = "rr_path"
-        elif iso.has_joliet():
-            kind = "joliet_path"
-        else:
-            kind = "iso_path"
-        for rel, native in _walk(iso, kind):
-            if rel in result:
-                raise _media_error(f"two entries read as the same path {rel!r}")
-            out = io.BytesIO()
-            iso.get_file_from_iso_fp(out, **{kind: native})
-            result[rel] = out.getvalue()
-    except errors.InvalidMediaError:
-        raise
-    except UnicodeError:
-        raise _media_error("a file name is not valid UTF-8/UCS-2 text") from None
-    except parse_errors as exc:
-        raise _media_error(f"cannot read the files of the image ({exc})") from None
-    finally:
-        with contextlib.suppress(*parse_errors):
-            iso.close()
-    return result
+    with IsoFiles(image) as files:
+        return {path: files[path] for path in files}

@@ -9,8 +9,8 @@ readers do not need, since FAT has no way to store equal files once (:mod:`.copi
 from __future__ import annotations
 
 from .copies import fold_versions
-from .reader import read_fat, read_fat_label
+from .reader import FatFiles, read_fat, read_fat_label
 from .structs import SECTOR_SIZES
 from .writer import write_fat
 
-__all__ = ["SECTOR_SIZES", "fold_versions", "read_fat", "read_fat_label", "write_fat"]
+__all__ = ["SECTOR_SIZES", "FatFiles", "fold_versions", "read_fat", "read_fat_label", "write_fat"]

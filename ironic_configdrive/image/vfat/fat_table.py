@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import array
 import struct
+import sys
+from collections.abc import Sequence
 
 from .geometry import Layout
 from .structs import MEDIA
@@ -31,14 +34,23 @@ def fat_table(layout: Layout, chains: list[tuple[int, int]]) -> bytes:
     return table.ljust(layout.fat_sectors * layout.sector_size, b"\0")
 
 
-def decode_fat(raw: bytes, bits: int, count: int) -> tuple[int, ...]:
-    """The first ``count`` entries of a FAT of ``bits``-bit entries (FAT32: low 28 bits)."""
+def decode_fat(raw: bytes, bits: int, count: int) -> Sequence[int]:
+    """The first ``count`` entries of a FAT of ``bits``-bit entries (FAT32: low 28 bits).
+
+    An array of machine integers (2 or 4 bytes an entry, not a Python int each): the table of
+    a 64 MiB volume stays well below a megabyte.
+    """
+    if len(raw) * 8 < count * bits:
+        raise ValueError(f"a FAT of {len(raw)} bytes holds fewer than {count} entries")
     if bits == 16:
-        return struct.unpack_from(f"<{count}H", raw)
+        table = array.array("H", raw[: 2 * count])
+    elif bits == 32:
+        table = array.array("I", raw[: 4 * count])
+    else:
+        return array.array("H", ((raw[n + n // 2] | (raw[n + n // 2 + 1] << 8))
+                                 >> (4 if n & 1 else 0) & 0xFFF for n in range(count)))
+    if sys.byteorder == "big":
+        table.byteswap()
     if bits == 32:
-        return tuple(v & 0x0FFFFFFF for v in struct.unpack_from(f"<{count}I", raw))
-    out = []
-    for n in range(count):
-        pair = raw[n + n // 2] | (raw[n + n // 2 + 1] << 8)
-        out.append(pair >> 4 if n & 1 else pair & 0xFFF)
-    return tuple(out)
+        table = array.array("I", (value & 0x0FFFFFFF for value in table))
+    return table

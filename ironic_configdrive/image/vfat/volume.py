@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ironic_configdrive.image import errors
@@ -24,7 +25,7 @@ class Volume:
     cluster_bytes: int
     fat_bits: int
     clusters: int
-    fat: tuple[int, ...]
+    fat: Sequence[int]
     root_offset: int
     root_bytes: int
     root_cluster: int
@@ -34,37 +35,52 @@ class Volume:
     def cluster_offset(self, cluster: int) -> int:
         return self.data_offset + (cluster - 2) * self.cluster_bytes
 
-    def chain(self, first: int, what: str) -> list[int]:
-        """Clusters of a chain, refusing loops, free or out-of-range links."""
+    def links(self, first: int, what: str) -> Iterator[int]:
+        """Clusters of a chain in order, refusing loops, free or out-of-range links."""
         eoc = {12: 0xFF8, 16: 0xFFF8, 32: 0x0FFFFFF8}[self.fat_bits]
         bad_mark = eoc - 1
-        out: list[int] = []
+        count = 0
         cluster = first
         while True:
             if not 2 <= cluster <= self.clusters + 1:
                 raise bad(f"{what}: cluster chain reaches invalid cluster {cluster:#x}")
-            out.append(cluster)
-            if len(out) > self.clusters:
+            count += 1
+            if count > self.clusters:
                 raise bad(f"{what}: cluster chain loops")
+            yield cluster
             cluster = self.fat[cluster]
             if cluster >= eoc:
-                return out
+                return
             if cluster == bad_mark:
                 raise bad(f"{what}: cluster chain runs into a cluster marked bad")
 
-    def read_chain(self, first: int, what: str, limit: int | None = None) -> bytes:
-        chain = self.chain(first, what)
-        if limit is not None and len(chain) * self.cluster_bytes < limit:
+    def chain(self, first: int, what: str) -> list[int]:
+        """Clusters of a chain, refusing loops, free or out-of-range links."""
+        return list(self.links(first, what))
+
+    def check_chain(self, first: int, what: str, size: int) -> None:
+        """What :meth:`read_chain` checks for ``size`` bytes, without reading them."""
+        self._check_length(sum(1 for _ in self.links(first, what)), what, size)
+
+    def _check_length(self, clusters: int, what: str, limit: int | None) -> None:
+        if limit is not None and clusters * self.cluster_bytes < limit:
             raise bad(
                 f"{what}: {limit} bytes need {-(-limit // self.cluster_bytes)} clusters but "
-                f"its chain has {len(chain)}"
+                f"its chain has {clusters}"
             )
+
+    def read_chain(self, first: int, what: str, limit: int | None = None) -> bytes:
+        chain = self.chain(first, what)
+        self._check_length(len(chain), what, limit)
+        left = len(chain) * self.cluster_bytes if limit is None else limit
         pieces = []
         for cluster in chain:
             start = self.cluster_offset(cluster)
-            pieces.append(self.image[start : start + self.cluster_bytes])
-        data = b"".join(pieces)
-        return data if limit is None else data[:limit]
+            pieces.append(self.image[start : start + min(left, self.cluster_bytes)])
+            left -= self.cluster_bytes
+            if left <= 0:
+                break
+        return b"".join(pieces)
 
     def root_table(self) -> bytes:
         if self.fat_bits == 32:

@@ -4,6 +4,7 @@ import gzip
 import pytest
 
 from ironic_configdrive.image import build_image, errors, pack, unpack
+from tests.fixtures.memory import one_copy, traced_peak
 
 UUID = "5a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 
@@ -57,3 +58,24 @@ def test_unpack_rejects_non_images(data, error):
 def test_unpack_cap(image):
     with pytest.raises(errors.SizeLimitExceeded):
         unpack(pack(image), cap=len(image) - 1)
+
+
+def test_a_raw_image_is_returned_as_it_is():
+    big = build_image({"meta_data": {}, "user_data": "#" * (3 * 1024 * 1024)}, node_uuid=UUID)
+    assert unpack(big) is big  # not decoded a megabyte at a time into a copy
+
+
+def test_text_is_decoded_into_one_copy():
+    """Ironic keeps the drive as text: it is encoded and decoded a piece at a time into one
+    buffer, neither encoded whole nor collected as pieces joined at the end."""
+    user_data = "".join(f"#{n:07d}\n" for n in range(8 * 1024 * 1024 // 9))
+    big = build_image({"meta_data": {}, "user_data": user_data}, node_uuid=UUID)
+    wire = pack(big)
+    got, peak = traced_peak(lambda: unpack(wire))
+    assert got == big
+    assert peak < one_copy(len(big)), (peak, len(big))
+
+
+def test_non_ascii_text_is_refused_before_decoding():
+    with pytest.raises(errors.InvalidMediaError, match="non-ASCII characters; expected base64"):
+        unpack("H4sI" + "A" * 100 + "é")

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from ironic_configdrive import image, source
 from ironic_configdrive.image import ConfigDriveError, formats, iso9660, layout, vfat
+from tests.fixtures import eager_inspect
 
 UUID = "2b0a7f5e-5a51-4c1e-9d0c-3c8f3f0e2b11"
 
@@ -206,6 +207,14 @@ def test_inspect_never_raises(data: bytes | str) -> None:
     report = image.inspect(data)
     assert report.valid == (image.validate(data) == [])
     json.dumps(report.as_dict())  # the CLI's --json output
+
+
+@_settings(400)
+@given(data=IMAGE_BYTES)
+def test_inspect_reads_lazily_with_the_verdicts_of_reading_everything(data: bytes) -> None:
+    """Reading only the JSON documents changes nothing in the report: problems, warnings,
+    file sizes, readers, for any mutated or truncated drive."""
+    assert image.inspect(data).as_dict() == eager_inspect.inspect(data).as_dict()
 
 
 @_settings(200)

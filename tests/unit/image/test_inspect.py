@@ -13,6 +13,7 @@ from ironic_configdrive.image import (
     readers,
     validate,
 )
+from tests.fixtures.memory import one_copy, traced_peak
 
 UUID = "7b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
 
@@ -185,3 +186,33 @@ def test_text_read_back_is_checked_like_build_checks_it():
     assert any("meta_data.hostname is not valid Unicode text" in p for p in report.problems)
     assert report.hostname is None or isinstance(report.hostname, str)
     json.dumps(report.as_dict())
+
+
+# -- memory: a drive is read for its JSON documents, not for its user_data ---------------------
+
+BIG_USER_DATA = 8 * 1024 * 1024
+
+
+@pytest.fixture(scope="module", params=[ISO9660, VFAT])
+def big_drive(request):
+    """A drive with 8 MiB of user_data (about twenty copies of it on ISO9660, one on vfat)."""
+    user_data = "".join(f"#{n:07d}\n" for n in range(BIG_USER_DATA // 9))
+    return build_image({"meta_data": {"name": "h1"}, "user_data": user_data},
+                       fmt=request.param, node_uuid=UUID)
+
+
+def test_user_data_is_not_read_into_memory(big_drive):
+    report, peak = traced_peak(lambda: inspect(big_drive))
+    assert report.valid, report.problems
+    assert report.files["openstack/latest/user_data"] > BIG_USER_DATA * 0.99
+    # Reading user_data once would take 8 MiB (every version's copy: ~160 MiB on ISO9660);
+    # the raw image given is used as it is, not copied.
+    assert peak < BIG_USER_DATA / 8, peak
+
+
+def test_an_encoded_drive_is_decoded_into_one_copy(big_drive):
+    wire = pack(big_drive)
+    report, peak = traced_peak(lambda: inspect(wire))
+    assert report.valid and report.encoding == "base64+gzip"
+    assert peak < one_copy(len(big_drive)), (peak, len(big_drive))
+
