@@ -104,13 +104,6 @@ def _versions(files: Mapping[str, bytes], top: str) -> list[str]:
     return sorted(found - {"content"})
 
 
-def _cloud_init_choice(versions: list[str]) -> str | None:
-    known = [v for v in layout.OPENSTACK_VERSIONS if v in versions]
-    if known:
-        return known[-1]
-    return layout.LATEST if layout.LATEST in versions else None
-
-
 def _check_meta_data(files: Mapping[str, bytes], version: str, report: Report) -> None:
     path = f"openstack/{version}/meta_data.json"
     if path not in files:
@@ -152,7 +145,8 @@ def check_tree(files: Mapping[str, bytes], report: Report,
     if not report.openstack_versions:
         _structural(report, structural, "no openstack/<version>/ directory")
         return
-    report.cloud_init_version = _cloud_init_choice(report.openstack_versions)
+    report.cloud_init_version = readers.version_read(
+        readers.PROFILES[readers.CLOUD_INIT], report.openstack_versions)
     if report.cloud_init_version is None:
         _structural(report, structural, f"no version cloud-init knows among "
                                         f"{report.openstack_versions} and no 'latest'")
@@ -170,6 +164,9 @@ def check_tree(files: Mapping[str, bytes], report: Report,
         base = f"openstack/{version}"
         if f"{base}/meta_data.json" not in files:
             report.warnings.append(f"{base}/ has no meta_data.json")
+        elif version not in checked:
+            # a newer cloud-init reads a newer version than the profile's
+            _check_meta_data(files, version, report)
         for name, field in _DOCUMENTS.items():
             done = version in checked and name == "network_data.json"
             if f"{base}/{name}" in files and not done:

@@ -10,7 +10,6 @@ from ironic_configdrive.image import (
     iso9660,
     layout,
     pack,
-    readers,
     validate,
 )
 from tests.fixtures.memory import one_copy, traced_peak
@@ -35,8 +34,7 @@ def test_report_of_a_good_drive(fmt):
     if fmt == ISO9660:
         assert report.openstack_versions == [*layout.OPENSTACK_VERSIONS, "latest"]
         # cloud-init knows versions up to 2018-08-27 only, fewer than Nova writes.
-        cloud_init = readers.PROFILES[readers.CLOUD_INIT]
-        assert readers.version_read(cloud_init, report.openstack_versions) == "2018-08-27"
+        assert report.cloud_init_version == "2018-08-27"
     else:  # one copy of each file: cloud-init reads latest (see vfat.fold_versions)
         assert report.openstack_versions == report.ec2_versions == ["latest"]
         assert report.cloud_init_version == "latest"
@@ -52,6 +50,8 @@ def test_report_of_a_good_drive(fmt):
          "meta_data.uuid is missing"),
         (tree(**{f"openstack/{layout.OPENSTACK_VERSIONS[-1]}/meta_data.json": b"{not json"}),
          "not valid JSON"),
+        # the version cloud-init reads is checked, not only the newest
+        (tree(**{"openstack/2018-08-27/meta_data.json": b"{not json"}), "2018-08-27"),
         ({p: v for p, v in tree().items() if "/latest/" not in p}, "openstack/latest/ is missing"),
         ({"ec2/latest/meta-data.json": b"{}"}, "no openstack/<version>/ directory"),
         (
