@@ -296,8 +296,8 @@ def _undo_table_change(bf: BlockFile, table: tbl.Table, part: tbl.Partition,
     """The kernel refused the partition: take the table change back so no orphan stays."""
     try:
         if old_sectors is None:
-            _drop_mark(bf, table, part)
             table.remove([part])
+            _drop_mark(bf, table, part)
         else:
             shrunk = table.grow(part, part.start + old_sectors - 1)
             if table.reserved_tail:
@@ -308,7 +308,11 @@ def _undo_table_change(bf: BlockFile, table: tbl.Table, part: tbl.Partition,
 
 
 def _drop_mark(bf: BlockFile, table: tbl.Table, part: tbl.Partition) -> None:
-    """Zero an MBR marker before its partition is deleted: free space keeps no trace."""
+    """Zero the MBR marker of a partition just deleted: free space keeps no trace.
+
+    Only after the deletion: a partition whose deletion failed keeps its mark, so it is
+    still ours (``status`` lists it, ``remove`` erases it) rather than an orphan.
+    """
     if table.reserved_tail:
         bf.zero(part.end * table.sector_size, table.reserved_tail)
         bf.sync()
@@ -362,10 +366,13 @@ def _remove(disk: devices.Disk, bf: BlockFile) -> RemoveResult:
     doomed = sorted((f.part for f in ours), key=lambda p: -p.number)
     zeroed = 0
     for part in doomed:
-        bf.zero(part.start * ss, part.sectors * ss)
+        # The MBR marker goes last (below): a failed deletion leaves the partitions ours.
+        bf.zero(part.start * ss, part.sectors * ss - table.reserved_tail)
         zeroed += part.sectors * ss
     bf.sync()
     table.remove(doomed)
+    for part in doomed:
+        _drop_mark(bf, table, part)
     for part in doomed:
         devices.forget_partition(disk, part.number)
         LOG.info("Removed config drive partition %s of %s", part.number, disk.path)
@@ -425,8 +432,8 @@ def _rollback(disk: devices.Disk, bf: BlockFile, target: Target, written: int) -
     if target.action == "created":
         bf.zero(part.start * ss, min(tbl.round_up(max(written, 1), bf.align), target.capacity))
         bf.sync()
-        _drop_mark(bf, table, part)
         table.remove([part])
+        _drop_mark(bf, table, part)
         target.action = "rolled-back"
         devices.forget_partition(disk, part.number)
         LOG.info("Deleted partition %s of %s again after the failed write", number, disk.path)
