@@ -6,8 +6,11 @@ its EBR chain, including logical partitions. It never tells the kernel here: sfd
 in Debian 12, and util-linux to this day) re-reads the *whole* table with BLKRRPART after a
 250 ms pause and a global ``sync()``, which fails while any partition of the disk is in use.
 So it runs with ``--no-reread --no-tell-kernel`` and :func:`.devices.sync_partition` tells
-the kernel about the one partition that changed (BLKPG). ``--lock=no``: the caller already
-holds the whole-disk flock (udev's), which sfdisk's own lock would wait for.
+the kernel about the one partition that changed (BLKPG). sfdisk must not lock the disk
+itself: the caller already holds the whole-disk flock udev honours, which sfdisk's lock
+(``--lock``, or ``$LOCK_BLOCK_DEVICE``) would wait for; ``--lock=no`` would say so but
+needs util-linux 2.36, so the variable is cleared instead. Needs util-linux 2.33 or later
+(``--json`` listings, ``--relocate``).
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ SFDISK: Final = "sfdisk"
 #: Bound on one sfdisk run (it normally takes a few ms); never reached unless the disk hangs.
 TIMEOUT: Final = 60.0
 #: For every change: no wiping of signatures (the drive writer owns the partition's bytes),
-#: no kernel update and no in-use check (see the module doc), no lock (the caller has it).
-_CHANGE_OPTIONS: Final = ("--no-reread", "--no-tell-kernel", "--lock=no", "--wipe", "never",
+#: no kernel update and no in-use check (see the module doc).
+_CHANGE_OPTIONS: Final = ("--no-reread", "--no-tell-kernel", "--wipe", "never",
                           "--wipe-partitions", "never", "--quiet")
 #: sfdisk's messages are matched in English.
 _ENV: Final = {"LC_ALL": "C", "LANG": "C"}
+#: Set, it makes sfdisk take the disk's flock, which the caller holds (see the module doc).
+_LOCK_VARIABLE: Final = "LOCK_BLOCK_DEVICE"
 _NO_TABLE: Final = "does not contain a recognized partition table"
 _TRAILING_NUMBER: Final = re.compile(r"(\d+)$")
 
@@ -55,7 +60,9 @@ class Layout:
     """A partition table as ``sfdisk --json`` reports it."""
 
     label: str                  # "gpt", "dos", or another libfdisk label ("sun", "sgi", ...)
-    sector_size: int
+    #: The unit of every sector number (the disk's logical sector size); ``None`` from
+    #: sfdisk before 2.36, whose listings do not state it.
+    sector_size: int | None
     entries: tuple[Entry, ...]
     first_lba: int | None = None    # GPT: first and last usable sector
     last_lba: int | None = None
@@ -69,7 +76,7 @@ def _run(device: str, args: Sequence[str], *, script: str | None = None) -> \
     LOG.debug("Running %s", " ".join(argv))
     try:
         return subprocess.run(argv, input=script, capture_output=True, text=True,
-                              timeout=TIMEOUT, check=False, env={**os.environ, **_ENV})
+                              timeout=TIMEOUT, check=False, env=_environment())
     except FileNotFoundError:
         raise DeviceError(device=device, reason=(
             "sfdisk (util-linux) is not installed; install it (Debian and Ubuntu: package "
@@ -78,6 +85,11 @@ def _run(device: str, args: Sequence[str], *, script: str | None = None) -> \
         raise DeviceError(device=device, reason=(
             f"sfdisk did not finish within {TIMEOUT:.0f} s; check the disk's health (dmesg) "
             "and its table (sfdisk --verify)")) from None
+
+
+def _environment() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != _LOCK_VARIABLE}
+    return {**env, **_ENV}
 
 
 def _why(proc: subprocess.CompletedProcess[str]) -> str:
@@ -123,7 +135,8 @@ def parse(listing: dict[str, object]) -> Layout:
                              uuid=str(item.get("uuid", "")).upper(),
                              name=str(item.get("name", ""))))
     first, last = table.get("firstlba"), table.get("lastlba")
-    return Layout(label=str(table["label"]), sector_size=int(table.get("sectorsize", 512)),
+    size = table.get("sectorsize")
+    return Layout(label=str(table["label"]), sector_size=None if size is None else int(size),
                   entries=tuple(sorted(entries, key=lambda e: e.number)),
                   first_lba=None if first is None else int(first),
                   last_lba=None if last is None else int(last))

@@ -50,7 +50,7 @@ class Table:
     reserved_tail = 0
 
     def __init__(self, bf: BlockFile, device: str, layout: sfdisk.Layout) -> None:
-        if layout.sector_size != bf.sector_size:
+        if layout.sector_size not in (None, bf.sector_size):
             raise DeviceError(device=device, reason=(
                 f"sfdisk reads its table with {layout.sector_size}-byte sectors, the kernel "
                 f"reports {bf.sector_size}; fix the table with sfdisk or gdisk"))

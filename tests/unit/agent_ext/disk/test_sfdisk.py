@@ -82,6 +82,21 @@ def test_parse_refuses_other_units():
         sfdisk.parse(listing)
 
 
+def test_listing_without_sector_size(runs):
+    """sfdisk before 2.36 does not state the unit: the disk's own sector size applies."""
+    listing = {"partitiontable": {k: v for k, v in DOS_LISTING["partitiontable"].items()
+                                  if k != "sectorsize"}}
+    assert sfdisk.parse(listing).sector_size is None
+
+
+def test_sfdisk_never_takes_the_lock_the_caller_holds(runs, monkeypatch):
+    monkeypatch.setenv("LOCK_BLOCK_DEVICE", "1")
+    recorder = runs(done())
+    sfdisk.delete("/dev/sdb", [2], "delete partition 2")
+    env = recorder.calls[0][1]["env"]
+    assert "LOCK_BLOCK_DEVICE" not in env and "--lock" not in " ".join(recorder.calls[0][0])
+
+
 def test_read_runs_json_in_the_c_locale(runs):
     recorder = runs(done(json.dumps(GPT_LISTING), "GPT PMBR size mismatch (1 != 2) will be "
                                                   "corrected by write.\n"))
@@ -134,8 +149,8 @@ def test_set_partition_changes_one_entry_and_leaves_the_kernel_alone(runs):
                          type="0FC63DAF-8483-4772-8E79-3D69D8477DE4",
                          uuid="C0F1D217-E5A1-8000-8000-000000000001", name="config-2")
     argv, kwargs = recorder.calls[0]
-    assert argv == ["sfdisk", "--no-reread", "--no-tell-kernel", "--lock=no", "--wipe",
-                    "never", "--wipe-partitions", "never", "--quiet", "-N", "3", "/dev/sdb"]
+    assert argv == ["sfdisk", "--no-reread", "--no-tell-kernel", "--wipe", "never",
+                    "--wipe-partitions", "never", "--quiet", "-N", "3", "/dev/sdb"]
     assert kwargs["input"] == (
         "start=2048, size=4096, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, "
         'uuid=C0F1D217-E5A1-8000-8000-000000000001, name="config-2"\n')
