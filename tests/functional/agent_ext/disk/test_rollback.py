@@ -20,6 +20,7 @@ from tests.functional.agent_ext.disk.conftest import (
     run,
     sgdisk,
     sgdisk_verify,
+    without_pmbr_end_chs,
 )
 
 pytestmark = pytest.mark.loopdev
@@ -60,20 +61,6 @@ def write(target: Target, image: bytes) -> None:
         for piece in chunks(image):
             writer.write(piece)
         writer.commit(expected_sha256=hashlib.sha256(image).hexdigest())
-
-
-#: The protective MBR's ending CHS (entry 1, bytes 5-7). sgdisk computes it from the disk's
-#: size; libfdisk writes 0xFFFFFF, which UEFI allows and every reader ignores. It is the
-#: one byte range sfdisk's first write changes besides the entry it was asked to change.
-PMBR_END_CHS = slice(446 + 5, 446 + 8)
-
-
-def without_pmbr_end_chs(sector0: bytes) -> bytes:
-    """``sector0`` with a protective MBR's ending CHS blanked (an MBR stays as it is)."""
-    raw = bytearray(sector0)
-    if raw[446 + 4] == 0xEE:
-        raw[PMBR_END_CHS] = bytes(3)
-    return bytes(raw)
 
 
 def file_sha(disk: LoopDisk) -> str:
@@ -158,7 +145,7 @@ def table_sectors(disk: LoopDisk, mask_end_chs: int | None = None) -> bytes:
 
     ``mask_end_chs``: blank that MBR entry's end CHS, which libfdisk computes in its own
     geometry where parted used the loop device's (or, for a protective MBR, writes as
-    0xFFFFFF where sgdisk computed it: :data:`PMBR_END_CHS`).
+    0xFFFFFF where sgdisk computed it: ``conftest.PMBR_END_CHS``).
     """
     size = disk.backing.stat().st_size
     raw = bytearray(disk.read(0, 34 * 512) + disk.read(size - 33 * 512, 33 * 512))
