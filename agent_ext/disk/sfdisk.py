@@ -9,8 +9,8 @@ So it runs with ``--no-reread --no-tell-kernel`` and :func:`.devices.sync_partit
 the kernel about the one partition that changed (BLKPG). sfdisk must not lock the disk
 itself: the caller already holds the whole-disk flock udev honours, which sfdisk's lock
 (``--lock``, or ``$LOCK_BLOCK_DEVICE``) would wait for; ``--lock=no`` would say so but
-needs util-linux 2.36, so the variable is cleared instead. Needs util-linux 2.33 or later
-(``--json`` listings, ``--relocate``).
+needs util-linux 2.36, so the variable is cleared instead. Moving a misplaced backup GPT
+(``--relocate``) needs 2.36 too; the rest works from 2.29 (``--no-tell-kernel``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Entry:
     number: int
     start: int
     size: int
-    type: str                   # GPT: type GUID (upper case); MBR: hex byte, e.g. "83", "f"
+    type: str                   # upper case; GPT: type GUID; MBR: hex byte, e.g. "83", "F"
     uuid: str = ""              # GPT unique partition GUID
     name: str = ""              # GPT partition name
 
@@ -61,7 +61,7 @@ class Layout:
 
     label: str                  # "gpt", "dos", or another libfdisk label ("sun", "sgi", ...)
     #: The unit of every sector number (the disk's logical sector size); ``None`` from
-    #: sfdisk before 2.36, whose listings do not state it.
+    #: sfdisk before 2.35, whose listings do not state it.
     sector_size: int | None
     entries: tuple[Entry, ...]
     first_lba: int | None = None    # GPT: first and last usable sector
@@ -113,7 +113,7 @@ def read(device: str) -> Layout | None:
     except (ValueError, KeyError, TypeError) as exc:
         raise DeviceError(device=device, reason=(
             f"sfdisk's listing of its table could not be understood ({exc}); is sfdisk "
-            "from util-linux 2.33 or later?")) from None
+            "from util-linux 2.27 or later?")) from None
     warnings = tuple(line.strip() for line in proc.stderr.splitlines() if line.strip())
     return dataclasses.replace(layout, warnings=warnings)
 

@@ -83,7 +83,7 @@ def test_parse_refuses_other_units():
 
 
 def test_listing_without_sector_size(runs):
-    """sfdisk before 2.36 does not state the unit: the disk's own sector size applies."""
+    """sfdisk before 2.35 does not state the unit: the disk's own sector size applies."""
     listing = {"partitiontable": {k: v for k, v in DOS_LISTING["partitiontable"].items()
                                   if k != "sectorsize"}}
     assert sfdisk.parse(listing).sector_size is None
