@@ -20,9 +20,10 @@ was done. A retry therefore never adds a second config-2 partition.
 Partitions this project creates or writes into are marked (GPT: name and unique GUID; MBR:
 the last sector), so ``status``, the next write and ``remove`` find them whatever they hold.
 
-Tables are edited in Python (GPT and MBR, including logical partitions) and the kernel is
-told about the one partition that changed through BLKPG; nodes are awaited by polling with a
-bounded timeout. No external tool is needed (``udevadm settle`` runs only if udevd does).
+Tables are read and changed by util-linux's sfdisk (GPT and MBR, including logical
+partitions), one entry per run; the kernel is told about the one partition that changed
+through BLKPG, and nodes are awaited by polling with a bounded timeout (``udevadm settle``
+runs only if udevd does).
 """
 
 from agent_ext.disk.devices import logical_sector_size, partition_node_name

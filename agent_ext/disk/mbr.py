@@ -1,7 +1,8 @@
-"""MS-DOS (MBR) partition tables: primaries, and logical partitions in an extended one.
+"""MS-DOS (MBR) partition tables through sfdisk: primaries, and logical partitions in an
+extended one; where a new partition goes, and our marker in a partition's last sector.
 
-The table is read-modify-written in place; each change touches one 16-byte entry (plus the
-link in the previous EBR for logical partitions), so nothing else on the disk moves.
+sfdisk (libfdisk) reads and writes the MBR and the EBR chain; this module plans and keeps
+the marker, which is data the agent writes into the partition itself.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import struct
 import zlib
+from collections.abc import Iterable
 from typing import Final
 
+from agent_ext.disk import sfdisk
 from agent_ext.disk import table as tbl
 from agent_ext.disk.blockio import BlockFile
 from agent_ext.errors import DeviceError
@@ -22,7 +25,6 @@ EXTENDED_TYPES: Final = frozenset((0x05, 0x0F, 0x85))
 LINUX_TYPE: Final = 0x83
 #: MBR entries hold 32-bit LBAs: nothing may end at or beyond sector 2**32 (2 TiB at 512 B).
 MAX_LBA: Final = 2**32 - 1
-_MAX_EBRS: Final = 256
 
 #: An MBR entry has no name or GUID, so a partition this project made or wrote into is
 #: marked in its own last logical sector, which the config drive never uses (capacity
@@ -48,138 +50,90 @@ def is_marked(tail: bytes, part: tbl.Partition) -> bool:
     return (start, sectors) == (part.start, part.sectors) and crc == zlib.crc32(tail[:size])
 
 
-def chs(lba: int) -> bytes:
-    """CHS address in the conventional 255-head/63-sector geometry (saturated past 1024 cyl)."""
-    heads, sectors = 255, 63
-    cyl = lba // (heads * sectors)
-    if cyl > 1023:
-        return b"\xfe\xff\xff"
-    head = (lba // sectors) % heads
-    sector = lba % sectors + 1
-    return bytes((head, ((cyl >> 2) & 0xC0) | sector, cyl & 0xFF))
+def plausible(sector0: bytes) -> bool:
+    """Whether sector 0 holds a partition table rather than boot code or a filesystem.
+
+    libfdisk takes any sector ending in 55AA for an MBR; boot flags other than 0 and 0x80,
+    or a partition starting at sector 0, mean the bytes are something else.
+    """
+    if len(sector0) < 512 or sector0[510:512] != _SIGNATURE:
+        return False
+    for i in range(4):
+        boot, _c1, ptype, _c2, start, sectors = _ENTRY.unpack_from(sector0,
+                                                                    _TABLE_OFFSET + 16 * i)
+        if boot not in (0, 0x80) or (ptype and sectors and start == 0):
+            return False
+    return True
 
 
-def pack_entry(ptype: int, start: int, sectors: int, base: int = 0) -> bytes:
-    """A partition entry; ``start`` is relative to ``base`` (0, the EBR or the extended)."""
-    absolute = base + start
-    return _ENTRY.pack(0, chs(absolute), ptype, chs(absolute + sectors - 1), start, sectors)
-
-
-@dataclasses.dataclass
-class Ebr:
-    lba: int
-    data: tbl.Partition | None
-    link_start: int          # next EBR, relative to the extended partition (0 = last)
-    link_sectors: int
-
-    @property
-    def last(self) -> int:
-        return self.data.end if self.data else self.lba
-
-
-class MbrTable:
+class MbrTable(tbl.Table):
     scheme = "mbr"
 
-    def __init__(self, bf: BlockFile, device: str, sector0: bytes) -> None:
-        self.bf = bf
-        self.device = device
-        self.sector_size = bf.sector_size
-        self.total = bf.size // self.sector_size
+    def __init__(self, bf: BlockFile, device: str, layout: sfdisk.Layout) -> None:
+        super().__init__(bf, device, layout)
         self.limit = min(self.total - 1, MAX_LBA)
-        self._load(sector0)
-
-    def _load(self, sector0: bytes) -> None:
-        self.slots: list[tbl.Partition | None] = []
-        for i in range(4):
-            _boot, _c1, ptype, _c2, start, sectors = _ENTRY.unpack_from(
-                sector0, _TABLE_OFFSET + 16 * i)
-            if ptype == 0 or sectors == 0:
-                self.slots.append(None)
-                continue
-            kind = "extended" if ptype in EXTENDED_TYPES else "primary"
-            if start + sectors > self.total:
+        #: A drive may not use a partition's last sector: it holds the marker.
+        self.reserved_tail = self.sector_size
+        for entry in layout.entries:
+            ptype = int(entry.type, 16)
+            if entry.number > 4:
+                kind = "logical"
+            else:
+                kind = "extended" if ptype in EXTENDED_TYPES else "primary"
+            if entry.start + entry.size > self.total:
                 raise DeviceError(device=self.device, reason=(
-                    f"MBR partition {i + 1} ends beyond the end of the disk; the disk is "
-                    "smaller than the image written to it: fix the layout with fdisk"))
-            self.slots.append(tbl.Partition(number=i + 1, start=start, end=start + sectors - 1,
-                                            kind=kind, type_id=f"0x{ptype:02x}"))
-        self.extended = next((p for p in self.slots if p and p.kind == "extended"), None)
-        self.chain = self._read_chain() if self.extended else []
+                    f"MBR partition {entry.number} ends beyond the end of the disk; the disk "
+                    "is smaller than the image written to it: fix the layout with fdisk"))
+            self.partitions.append(tbl.Partition(
+                number=entry.number, start=entry.start, end=entry.start + entry.size - 1,
+                kind=kind, type_id=f"0x{ptype:02x}"))
         for part in self.data_partitions():
-            tail = self.bf.read(part.end * self.sector_size, self.sector_size)
-            part.marked = is_marked(tail, part)
+            part.marked = is_marked(self._tail(part), part)
 
-    def _read_chain(self) -> list[Ebr]:
-        assert self.extended is not None
-        chain: list[Ebr] = []
-        lba, seen, number = self.extended.start, set(), 5
-        while lba not in seen and len(chain) < _MAX_EBRS:
-            seen.add(lba)
-            sector = self.bf.read(lba * self.sector_size, 512)
-            if sector[510:512] != _SIGNATURE:
-                if chain:
-                    raise DeviceError(device=self.device, reason=(
-                        f"broken logical partition chain (no EBR at sector {lba}); "
-                        "repair the table with fdisk or parted"))
-                break       # an extended partition without logical partitions yet
-            e0 = _ENTRY.unpack_from(sector, _TABLE_OFFSET)
-            e1 = _ENTRY.unpack_from(sector, _TABLE_OFFSET + 16)
-            data = None
-            if e0[2] != 0 and e0[5] != 0:
-                data = tbl.Partition(number=number, start=lba + e0[4],
-                                     end=lba + e0[4] + e0[5] - 1, kind="logical",
-                                     type_id=f"0x{e0[2]:02x}")
-                number += 1
-            linked = e1[2] in EXTENDED_TYPES and e1[5] != 0
-            chain.append(Ebr(lba=lba, data=data, link_start=e1[4] if linked else 0,
-                             link_sectors=e1[5] if linked else 0))
-            if not linked:
-                break
-            lba = self.extended.start + e1[4]
-        return chain
+    def _tail(self, part: tbl.Partition) -> bytes:
+        return self.bf.read(part.end * self.sector_size, self.sector_size)
+
+    @property
+    def extended(self) -> tbl.Partition | None:
+        return next((p for p in self.partitions if p.kind == "extended"), None)
+
+    def _logicals(self) -> list[tbl.Partition]:
+        return sorted((p for p in self.partitions if p.kind == "logical"),
+                      key=lambda p: p.start)
 
     # --- queries -----------------------------------------------------------------------
-    def data_partitions(self) -> list[tbl.Partition]:
-        parts = [p for p in self.slots if p and p.kind == "primary"]
-        return parts + [e.data for e in self.chain if e.data]
-
     def describe(self) -> str:
         ss = self.sector_size
         items = [f"#{p.number} {p.kind} {tbl.mib(p.start, ss)}+{tbl.mib(p.sectors, ss)}"
-                 for p in self.slots if p] + \
-                [f"#{e.data.number} logical {tbl.mib(e.data.start, ss)}+"
-                 f"{tbl.mib(e.data.sectors, ss)}" for e in self.chain if e.data]
+                 for p in self.partitions]
         return "MBR with " + (", ".join(items) if items else "no partitions")
 
-    def needs_repair(self) -> bool:
-        return False
-
-    def repair(self) -> None:
-        return None
-
-    # --- planning ----------------------------------------------------------------------
     def plan_new(self, sectors: int) -> tbl.Partition:
         align = tbl.align_sectors(self.sector_size)
-        free_slot = next((i for i, p in enumerate(self.slots) if p is None), None)
+        used_slots = {p.number for p in self.partitions if p.number <= 4}
+        free_slot = next((n for n in range(1, 5) if n not in used_slots), None)
         if free_slot is not None:
-            used = [(p.start, p.end) for p in self.slots if p]
+            used = [(p.start, p.end) for p in self.partitions if p.number <= 4]
             regions = tbl.free_regions(used, align, self.limit)
             spot = tbl.place_at_end(regions, sectors, align)
             if spot is None:
                 raise tbl.no_space(self.device, self, sectors, regions)
-            return tbl.Partition(number=free_slot + 1, start=spot[0], end=spot[1],
+            return tbl.Partition(number=free_slot, start=spot[0], end=spot[1],
                                  kind="primary", type_id=f"0x{LINUX_TYPE:02x}")
-        if self.extended is None:
+        extended = self.extended
+        if extended is None:
             raise DeviceError(device=self.device, reason=(
                 f"the MBR has no free primary slot and no extended partition "
                 f"({self.describe()}); convert the disk to GPT (sgdisk -g) or free a slot"))
-        ext_end = min(self.extended.end, self.limit)
-        if not self.chain or (len(self.chain) == 1 and self.chain[0].data is None):
+        ext_end = min(extended.end, self.limit)
+        logicals = self._logicals()
+        if not logicals:
             # The first logical partition lives in the EBR at the extended partition's start.
-            first, lead, number = self.extended.start + 1, 0, 5
+            first, lead, number = extended.start + 1, 0, 5
         else:
-            first, lead = self.chain[-1].last + 1, align
-            number = 5 + sum(1 for e in self.chain if e.data)
+            # libfdisk puts a new EBR one alignment unit before its partition.
+            first, lead = logicals[-1].end + 1, align
+            number = max(p.number for p in logicals) + 1
         regions = [(first, ext_end)] if ext_end >= first else []
         spot = tbl.place_at_end(regions, sectors, align, lead=lead)
         if spot is None:
@@ -190,129 +144,62 @@ class MbrTable:
         return tbl.Partition(number=number, start=spot[0], end=spot[1], kind="logical",
                              type_id=f"0x{LINUX_TYPE:02x}")
 
-    # --- changes -----------------------------------------------------------------------
-    def _write_entry(self, lba: int, index: int, entry: bytes) -> None:
-        sector = bytearray(self.bf.read(lba * self.sector_size, 512).ljust(512, b"\x00"))
-        if sector[510:512] != _SIGNATURE:
-            sector = bytearray(512)    # a fresh EBR: no stale bytes from the old data
-            sector[510:512] = _SIGNATURE
-        sector[_TABLE_OFFSET + 16 * index : _TABLE_OFFSET + 16 * (index + 1)] = entry
-        self.bf.write(lba * self.sector_size, bytes(sector))
-
-    def _reload(self) -> None:
-        self.bf.sync()
-        self._load(self.bf.read(0, 512))
-
-    def add(self, part: tbl.Partition) -> tbl.Partition:
-        if part.kind == "primary":
-            self._write_entry(0, part.number - 1, pack_entry(LINUX_TYPE, part.start,
-                                                             part.sectors))
-        else:
-            assert self.extended is not None
-            ext = self.extended.start
-            if not self.chain or (len(self.chain) == 1 and self.chain[0].data is None):
-                self._write_entry(ext, 0, pack_entry(LINUX_TYPE, part.start - ext,
-                                                     part.sectors, ext))
-            else:
-                ebr = part.start - tbl.align_sectors(self.sector_size)
-                # The new EBR first, then the link to it: a crash leaves the old chain intact.
-                self._write_entry(ebr, 1, bytes(16))
-                self._write_entry(ebr, 0, pack_entry(LINUX_TYPE, part.start - ebr,
-                                                     part.sectors, ebr))
-                self.bf.sync()
-                self._write_entry(self.chain[-1].lba, 1,
-                                  pack_entry(0x05, ebr - ext, part.end - ebr + 1, ext))
-        self._reload()
-        return part
-
-    def _find(self, part: tbl.Partition) -> tuple[int, Ebr | None]:
-        if part.kind == "primary":
-            return part.number - 1, None
-        for i, ebr in enumerate(self.chain):
-            if ebr.data and ebr.data.number == part.number:
-                return i, ebr
-        raise DeviceError(device=self.device, reason=(
-            f"partition {part.number} vanished from the table while we worked; retry"))
-
     def grow_limit(self, part: tbl.Partition) -> int:
-        index, ebr = self._find(part)
-        if ebr is None:
-            later = [p for p in self.slots if p and p.start > part.start]
+        if part.kind != "logical":
+            later = [p for p in self.partitions if p.number <= 4 and p.start > part.start]
             return part.end if later else self.limit
-        if index != len(self.chain) - 1:
+        if self._logicals()[-1].number != part.number:
             return part.end
         assert self.extended is not None
         return min(self.extended.end, self.limit)
 
-    def _resized_entry(self, lba: int, index: int, new_end: int, sectors: int) -> bytes:
-        """The entry with only its end (CHS) and length changed: the boot flag, type and
-        start CHS the creating tool wrote stay, so shrinking back restores the same bytes
-        but for the end CHS (whose geometry is the creating tool's guess)."""
-        raw = bytearray(self.bf.read(lba * self.sector_size, 512)[
-            _TABLE_OFFSET + 16 * index : _TABLE_OFFSET + 16 * (index + 1)])
-        raw[5:8] = chs(new_end)
-        struct.pack_into("<I", raw, 12, sectors)
-        return bytes(raw)
-
-    def grow(self, part: tbl.Partition, new_end: int) -> tbl.Partition:
-        """Move the end of ``part`` to ``new_end`` (also used to shrink it back)."""
-        index, ebr = self._find(part)
-        sectors = new_end - part.start + 1
-        if ebr is None:
-            self._write_entry(0, part.number - 1,
-                              self._resized_entry(0, part.number - 1, new_end, sectors))
-        else:
-            assert self.extended is not None
-            self._write_entry(ebr.lba, 0, self._resized_entry(ebr.lba, 0, new_end, sectors))
-            if index > 0:
-                prev = self.chain[index - 1]
-                self._write_entry(prev.lba, 1, pack_entry(
-                    0x05, ebr.lba - self.extended.start, new_end - ebr.lba + 1,
-                    self.extended.start))
-        self._reload()
-        return next(p for p in self.data_partitions() if p.number == part.number)
+    # --- changes -----------------------------------------------------------------------
+    def add(self, part: tbl.Partition) -> tbl.Partition:
+        sfdisk.set_partition(self.device, part.number, f"add partition {part.number}",
+                             start=part.start, size=part.sectors, type=f"{LINUX_TYPE:x}")
+        return self._insert(part)
 
     def mark(self, part: tbl.Partition) -> tbl.Partition:
         """Write our marker into the partition's last sector (see :data:`MARKER_MAGIC`);
         the caller keeps that sector out of the space it writes a drive to."""
         self.bf.write(part.end * self.sector_size, marker(part, self.sector_size))
         self.bf.sync()
-        return dataclasses.replace(part, marked=True)
+        return self._replace(dataclasses.replace(part, marked=True))
 
-    #: Bytes at the end of a partition a drive may not use: the marker's sector.
-    @property
-    def reserved_tail(self) -> int:
-        return self.sector_size
-
-    def remove(self, part: tbl.Partition) -> None:
-        index, ebr = self._find(part)
-        if ebr is None:
-            self._write_entry(0, part.number - 1, bytes(16))
-        elif index == 0:
-            # The first EBR must stay at the extended partition's start: empty its data entry.
-            self._write_entry(ebr.lba, 0, bytes(16))
-        else:
-            assert self.extended is not None
-            prev = self.chain[index - 1]
-            link = bytes(16)
-            if ebr.link_sectors:
-                link = pack_entry(0x05, ebr.link_start, ebr.link_sectors, self.extended.start)
-            self._write_entry(prev.lba, 1, link)
+    def remove(self, parts: Iterable[tbl.Partition]) -> None:
+        parts = list(parts)
+        ebrs = [lba for lba in map(self._own_ebr, parts) if lba is not None]
+        super().remove(parts)
+        # libfdisk unlinks a logical partition's EBR but leaves its bytes: free space keeps
+        # no trace of the table entry, as it keeps no trace of the partition.
+        for lba in ebrs:
+            self.bf.write(lba * self.sector_size, bytes(512))
+        if ebrs:
             self.bf.sync()
-            self.bf.write(ebr.lba * self.sector_size, bytes(512))
-        self._reload()
+        # Logical partitions after a deleted one move down a number.
+        for number in sorted((p.number for p in parts if p.kind == "logical"), reverse=True):
+            self.partitions = [dataclasses.replace(p, number=p.number - 1)
+                               if p.kind == "logical" and p.number > number else p
+                               for p in self.partitions]
 
-
-def read(bf: BlockFile, device: str) -> MbrTable | None:
-    """The MBR of the disk, or ``None`` when sector 0 holds no plausible partition table."""
-    sector0 = bf.read(0, 512)
-    if len(sector0) < 512 or sector0[510:512] != _SIGNATURE:
-        return None
-    for i in range(4):
-        boot, _c1, ptype, _c2, start, sectors = _ENTRY.unpack_from(sector0,
-                                                                    _TABLE_OFFSET + 16 * i)
-        if boot not in (0, 0x80):
-            return None        # boot code or a filesystem, not a partition table
-        if ptype and sectors and start == 0:
+    def _own_ebr(self, part: tbl.Partition) -> int | None:
+        """The EBR of a logical partition that is not the first (whose EBR stays at the
+        extended partition's start), when it sits where libfdisk puts it."""
+        extended = self.extended
+        if part.kind != "logical" or extended is None:
             return None
-    return MbrTable(bf, device, sector0)
+        lba = part.start - tbl.align_sectors(self.sector_size)
+        if lba <= extended.start:
+            return None
+        sector = self.bf.read(lba * self.sector_size, 512)
+        if len(sector) < 512 or sector[510:512] != _SIGNATURE:
+            return None
+        _boot, _c1, ptype, _c2, rel, sectors = _ENTRY.unpack_from(sector, _TABLE_OFFSET)
+        if ptype == 0 or lba + rel != part.start or sectors != part.sectors:
+            return None
+        return lba
+
+
+def read(bf: BlockFile, device: str, layout: sfdisk.Layout) -> MbrTable:
+    """The MBR sfdisk listed as ``layout``."""
+    return MbrTable(bf, device, layout)

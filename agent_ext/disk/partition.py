@@ -21,7 +21,7 @@ import errno
 import logging
 import os
 
-from agent_ext.disk import blockio, devices, gpt, mbr, superblock
+from agent_ext.disk import blockio, devices, gpt, mbr, sfdisk, superblock
 from agent_ext.disk import table as tbl
 from agent_ext.disk.blockio import BlockFile
 from agent_ext.errors import DeviceError, InvalidInputError
@@ -98,20 +98,39 @@ class _Found:
 
 
 def read_table(bf: BlockFile, device: str) -> gpt.GptTable | mbr.MbrTable | None:
-    """The disk's GPT or MBR, or ``None`` when it has neither."""
-    table = gpt.read(bf, device)
-    if table is not None:
-        return table
+    """The disk's GPT or MBR as sfdisk reads it, or ``None`` when it has neither."""
     head = bf.read(0, 512)
     if formats.detect_format(head) == formats.VFAT:
         return None        # a FAT "superfloppy": boot sector at 0, no table
-    found = mbr.read(bf, device)
-    if found is not None and any(p and p.type_id == "0xee" for p in found.slots):
+    layout = sfdisk.read(device)
+    if layout is None:
+        return None
+    if layout.label == "gpt":
+        return gpt.read(bf, device, layout)
+    if layout.label != "dos":
         raise DeviceError(device=device, reason=(
-            f"has a protective MBR but no GPT header at LBA 1 for its {bf.sector_size}-byte "
-            "sectors (an image made for another sector size, or a damaged GPT); "
-            "repair it with gdisk"))
-    return found
+            f"has a {layout.label} partition table; config drives go on GPT or MBR disks: "
+            "write it to another disk, or to the whole device (target 'device')"))
+    if not mbr.plausible(head):
+        return None        # boot code or a filesystem that happens to end in 55AA
+    if any(e.type == "EE" for e in layout.entries):
+        raise _protective_mbr_only(bf, device)
+    return mbr.read(bf, device, layout)
+
+
+def _protective_mbr_only(bf: BlockFile, device: str) -> DeviceError:
+    """Why sfdisk found a protective MBR but no GPT behind it."""
+    header = gpt.read_header(bf)
+    if header is None:
+        why = (f"no GPT header at LBA 1 for its {bf.sector_size}-byte sectors (an image "
+               "made for another sector size, or a damaged GPT)")
+    elif header.alternate_lba >= bf.size // bf.sector_size:
+        why = ("a GPT that describes partitions beyond the end of the disk (the disk is "
+               "smaller than the image written to it)")
+    else:
+        why = "a GPT whose header and backup sfdisk cannot read (damaged)"
+    return DeviceError(device=device, reason=(
+        f"has a protective MBR but {why}; repair it with gdisk"))
 
 
 def _ours(bf: BlockFile, table: tbl.Table) -> list[_Found]:
@@ -277,8 +296,8 @@ def _undo_table_change(bf: BlockFile, table: tbl.Table, part: tbl.Partition,
     """The kernel refused the partition: take the table change back so no orphan stays."""
     try:
         if old_sectors is None:
+            table.remove([part])
             _drop_mark(bf, table, part)
-            table.remove(part)
         else:
             shrunk = table.grow(part, part.start + old_sectors - 1)
             if table.reserved_tail:
@@ -289,7 +308,11 @@ def _undo_table_change(bf: BlockFile, table: tbl.Table, part: tbl.Partition,
 
 
 def _drop_mark(bf: BlockFile, table: tbl.Table, part: tbl.Partition) -> None:
-    """Zero an MBR marker before its partition is deleted: free space keeps no trace."""
+    """Zero the MBR marker of a partition just deleted: free space keeps no trace.
+
+    Only after the deletion: a partition whose deletion failed keeps its mark, so it is
+    still ours (``status`` lists it, ``remove`` erases it) rather than an orphan.
+    """
     if table.reserved_tail:
         bf.zero(part.end * table.sector_size, table.reserved_tail)
         bf.sync()
@@ -339,15 +362,19 @@ def _remove(disk: devices.Disk, bf: BlockFile) -> RemoveResult:
                 os.close(os.open(node.node, os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC))
             except OSError as exc:
                 raise _os_error(node.node, exc, "claiming the config drive partition") from None
-    zeroed = 0
     # Highest number first: deleting a logical MBR partition renumbers those after it.
-    for found in sorted(ours, key=lambda f: -f.part.number):
-        part = found.part
-        bf.zero(part.start * ss, part.sectors * ss)
-        bf.sync()
-        table.remove(part)
-        devices.forget_partition(disk, part.number)
+    doomed = sorted((f.part for f in ours), key=lambda p: -p.number)
+    zeroed = 0
+    for part in doomed:
+        # The MBR marker goes last (below): a failed deletion leaves the partitions ours.
+        bf.zero(part.start * ss, part.sectors * ss - table.reserved_tail)
         zeroed += part.sectors * ss
+    bf.sync()
+    table.remove(doomed)
+    for part in doomed:
+        _drop_mark(bf, table, part)
+    for part in doomed:
+        devices.forget_partition(disk, part.number)
         LOG.info("Removed config drive partition %s of %s", part.number, disk.path)
     first = ours[0].part.number
     known = kernel.get(first)
@@ -405,8 +432,8 @@ def _rollback(disk: devices.Disk, bf: BlockFile, target: Target, written: int) -
     if target.action == "created":
         bf.zero(part.start * ss, min(tbl.round_up(max(written, 1), bf.align), target.capacity))
         bf.sync()
+        table.remove([part])
         _drop_mark(bf, table, part)
-        table.remove(part)
         target.action = "rolled-back"
         devices.forget_partition(disk, part.number)
         LOG.info("Deleted partition %s of %s again after the failed write", number, disk.path)

@@ -16,13 +16,14 @@ Each runs in a child process; wall time is measured here, peak RSS comes from ``
 the partition are checked against the image after every run. Needs root, losetup, sgdisk,
 partx, curl, base64, gunzip and dd. Usage::
 
-    python tests/bench/bench_agent_write.py [--pairs N] [--json] [--check]
+    python tests/bench/bench_agent_write.py [--pairs N] [--json] [--check] [--baseline-tree DIR]
 
 Every method runs once per round, in a rotating order, for ``--pairs`` rounds (default 7);
 the figures are medians with min-max, and the ratios are taken per round (the methods of a
 round shared the machine's load). ``--check`` exits 1 when a target is missed at the median
 (ours ≤ 1.4x the shell pipeline, ≥ 10x faster than IPA, peak RSS ≤ ``import requests`` +
-12 MiB).
+12 MiB). ``--baseline-tree DIR`` adds ours as checked out in DIR (e.g. ``git archive`` of an
+earlier commit) to every round, so a change is measured against its parent interleaved.
 """
 
 from __future__ import annotations
@@ -205,13 +206,15 @@ def check_written(device: str, image: bytes, name: str) -> None:
         raise SystemExit(f"{name}: the partition does not hold the image")
 
 
-def bench_ours(workdir: pathlib.Path, url: str, image: bytes) -> Measure:
+def bench_ours(workdir: pathlib.Path, url: str, image: bytes,
+               tree: pathlib.Path = ROOT) -> Measure:
+    """``tree``: the checkout whose code runs (``python -m`` imports from the cwd first)."""
     with loop_disk(workdir) as device:
         result = measure([sys.executable, "-m", "ironic_configdrive.cli", "write",
                           "--device", device, "--url", url,
                           "--sha256", hashlib.sha256(image).hexdigest(),
                           "--size", str(len(image)), "--quiet", "--json"], workdir,
-                         cwd=ROOT)
+                         cwd=tree)
         if result.returncode == 0:
             check_written(device, image, "ours")
     return result
@@ -259,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                              "(default 7: the machine is shared, single runs prove nothing)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--baseline-tree", type=pathlib.Path, metavar="DIR",
+                        help="also run ours from this checkout in every round (before/after)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("bench_agent_write: needs root (loop devices)", file=sys.stderr)
@@ -274,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         ("curl | base64 -d | gunzip | dd", bench_shell),
         ("ours, sealed (AES-256-GCM, gzip)", bench_ours_sealed),
     ]
+    if args.baseline_tree is not None:
+        tree = args.baseline_tree.resolve()
+        methods.append((f"ours from {tree.name} (baseline)",
+                        functools.partial(bench_ours, tree=tree)))
     rows = [Row(name, [], []) for name, _ in methods]
     baselines = {name: Row(name, [], []) for name in BASELINES}
     with tempfile.TemporaryDirectory(prefix="bench-agent-write-") as tmp:
@@ -306,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                     result = measure([sys.executable, "-c", code], workdir, cwd=ROOT)
                     baselines[name].walls.append(result.wall)
                     baselines[name].rss_kib.append(result.rss_kib)
-    ours, ipa, shell, sealed = rows
+    ours, ipa, shell, sealed = rows[:4]
     vs_shell = [a / b for a, b in zip(ours.walls, shell.walls, strict=True)]
     vs_ipa = [b / a for a, b in zip(ours.walls, ipa.walls, strict=True)]
     sealed_vs_ours = [b / a for a, b in zip(ours.walls, sealed.walls, strict=True)]
@@ -328,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         "sealed_vs_ours_wall": round(statistics.median(sealed_vs_ours), 2),
         "ours_rss_over_import_requests_mib": rss_over_requests,
     }
+    vs_baseline: list[float] = []
+    if len(rows) > 4:
+        vs_baseline = [a / b for a, b in zip(ours.walls, rows[4].walls, strict=True)]
+        figures["ours_vs_baseline_wall"] = {"median": round(statistics.median(vs_baseline), 3),
+                                            "min": round(min(vs_baseline), 3),
+                                            "max": round(max(vs_baseline), 3)}
     met = {
         f"ours <= {TARGET_VS_SHELL}x shell (median)": statistics.median(vs_shell)
         <= TARGET_VS_SHELL,
@@ -348,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"per round, ours / shell wall: {spread(vs_shell, 2)}")
         print(f"per round, IPA / ours wall:   {spread(vs_ipa, 2)}")
         print(f"per round, sealed / ours wall: {spread(sealed_vs_ours, 2)}")
+        if vs_baseline:
+            print(f"per round, ours / baseline wall: {spread(vs_baseline, 3)}")
         print(f"ours peak RSS - 'import requests': {rss_over_requests} MiB")
         for target, ok in met.items():
             print(f"  target {target}: {'met' if ok else 'MISSED'}")

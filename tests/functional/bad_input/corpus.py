@@ -128,9 +128,13 @@ def make_self_signed(directory: str) -> tuple[str, str]:
 
 
 def snapshot(disk: Any) -> tuple[str, dict[int, tuple[int, int]]]:
-    """sha256 of a loop disk's whole backing file and the kernel's partitions of it."""
+    """sha256 of a loop disk's whole backing file (a protective MBR's ending CHS blanked:
+    ``without_pmbr_end_chs``) and the kernel's partitions of it."""
+    from tests.functional.agent_ext.disk.conftest import without_pmbr_end_chs
+
     digest = hashlib.sha256()
     with open(disk.backing, "rb") as f:
+        digest.update(without_pmbr_end_chs(f.read(512)))
         while block := f.read(4 * MIB):
             digest.update(block)
     return digest.hexdigest(), disk.kernel_partitions()

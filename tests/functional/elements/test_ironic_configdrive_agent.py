@@ -12,6 +12,7 @@ configuration registered, as the agent does at start.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -151,6 +152,17 @@ def test_install_refuses_without_source(ipa_venv: Path, tmp_path: Path) -> None:
 
 
 def test_element_declares_ipa_dependency() -> None:
-    assert (ELEMENT / "element-deps").read_text().split() == ["ironic-python-agent-ramdisk"]
+    assert (ELEMENT / "element-deps").read_text().split() == [
+        "ironic-python-agent-ramdisk", "package-installs", "pkg-map"]
     for hook in (EXTRA_DATA, INSTALL):
         assert os.access(hook, os.X_OK), f"{hook} must be executable for diskimage-builder"
+
+
+def test_element_installs_sfdisk() -> None:
+    """The agent's partition tables go through sfdisk: Debian carries it in fdisk, a package
+    its minimal images (debootstrap minbase) leave out; elsewhere util-linux has it."""
+    yaml = pytest.importorskip("yaml")
+    assert yaml.safe_load((ELEMENT / "package-installs.yaml").read_text()) == {"sfdisk": None}
+    mapping = json.loads((ELEMENT / "pkg-map").read_text())
+    assert mapping["family"]["debian"]["sfdisk"] == "fdisk"
+    assert mapping["default"]["sfdisk"] == "util-linux"

@@ -49,6 +49,21 @@ class LoopDisk:
             return f.read(length)
 
 
+#: A protective MBR's ending CHS (entry 1, bytes 5-7). sgdisk computes it from the disk's
+#: size; libfdisk (sfdisk, which the agent edits tables with) writes 0xFFFFFF on its first
+#: change of a GPT, which firmware and every reader ignore. Comparisons of a whole disk
+#: "as it was" blank it; nothing else in sector 0 may differ.
+PMBR_END_CHS = slice(446 + 5, 446 + 8)
+
+
+def without_pmbr_end_chs(sector0: bytes) -> bytes:
+    """``sector0`` with a protective MBR's ending CHS blanked (an MBR stays as it is)."""
+    raw = bytearray(sector0)
+    if len(raw) >= 512 and raw[446 + 4] == 0xEE:
+        raw[PMBR_END_CHS] = bytes(3)
+    return bytes(raw)
+
+
 def _detach(device: str) -> None:
     # Drop partitions first so no /dev/loopNpM node outlives the disk, then detach.
     run("partx", "--delete", device, check=False)

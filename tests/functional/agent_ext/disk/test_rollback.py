@@ -20,6 +20,7 @@ from tests.functional.agent_ext.disk.conftest import (
     run,
     sgdisk,
     sgdisk_verify,
+    without_pmbr_end_chs,
 )
 
 pytestmark = pytest.mark.loopdev
@@ -63,17 +64,21 @@ def write(target: Target, image: bytes) -> None:
 
 
 def file_sha(disk: LoopDisk) -> str:
+    """sha256 of every byte of the disk (the protective MBR's ending CHS blanked)."""
     digest = hashlib.sha256()
     with open(disk.backing, "rb") as f:
+        digest.update(without_pmbr_end_chs(f.read(512)))
         while block := f.read(8 * MIB):
             digest.update(block)
     return digest.hexdigest()
 
 
 def sgdisk_backup(disk: LoopDisk, path: pathlib.Path) -> bytes:
-    """``sgdisk --backup``: protective MBR, both GPT headers and the entries."""
+    """``sgdisk --backup``: protective MBR (its ending CHS blanked), both GPT headers and
+    the entries."""
     run("sgdisk", f"--backup={path}", disk.device)
-    return path.read_bytes()
+    raw = path.read_bytes()
+    return without_pmbr_end_chs(raw[:512]) + raw[512:]
 
 
 MBR_FULL = ["mklabel", "msdos", "mkpart", "primary", "1MiB", "20MiB",
@@ -138,8 +143,9 @@ def put_image(disk: LoopDisk, number: int, image: bytes) -> None:
 def table_sectors(disk: LoopDisk, mask_end_chs: int | None = None) -> bytes:
     """Sector 0 (MBR) and the GPT's primary and backup copies, as stored.
 
-    ``mask_end_chs``: blank that MBR entry's end CHS, which we compute in the usual
-    255/63 geometry where parted used the loop device's own.
+    ``mask_end_chs``: blank that MBR entry's end CHS, which libfdisk computes in its own
+    geometry where parted used the loop device's (or, for a protective MBR, writes as
+    0xFFFFFF where sgdisk computed it: ``conftest.PMBR_END_CHS``).
     """
     size = disk.backing.stat().st_size
     raw = bytearray(disk.read(0, 34 * 512) + disk.read(size - 33 * 512, 33 * 512))
@@ -160,7 +166,7 @@ def test_grown_then_failed_is_shrunk_back(loopdisk, make_iso, scheme):
                        "mkpart", "primary", "20MiB", "21MiB")
     disk = loopdisk(128, layout=steps)
     put_image(disk, 2, make_iso())
-    mask = None if scheme == "gpt" else 2
+    mask = 1 if scheme == "gpt" else 2     # the protective MBR's entry, or the grown one
     table, parts_before = table_sectors(disk, mask), disk.kernel_partitions()
     listed = run("parted", "-s", "-m", disk.device, "unit", "s", "print").stdout
     image = make_iso(extra_bytes=6 * MIB)

@@ -27,11 +27,17 @@ def make_file(path: pathlib.Path, size: int) -> pathlib.Path:
 
 
 def gpt(
-    path: pathlib.Path, parts: list[tuple[int, int]], *, size: int, backup_at: int | None = None
+    path: pathlib.Path,
+    parts: list[tuple[int, int]],
+    *,
+    size: int,
+    backup_at: int | None = None,
+    names: list[str] | None = None,
 ) -> None:
     """GPT with 128 entries; ``parts`` = [(first_lba, last_lba)] numbered from 1.
 
-    ``backup_at`` puts the backup header at that LBA (a smaller image on a bigger disk).
+    ``backup_at`` puts the backup header at that LBA (a smaller image on a bigger disk);
+    ``names`` are the partitions' names (default ``part1``, ``part2`` ...).
     """
     make_file(path, size)
     last = size // SECTOR - 1
@@ -47,7 +53,7 @@ def gpt(
             first,
             end,
             0,
-            f"part{i + 1}".encode("utf-16-le"),
+            (names[i] if names else f"part{i + 1}").encode("utf-16-le"),
         )
     disk_guid = uuid.uuid4().bytes_le
 
