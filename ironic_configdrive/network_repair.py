@@ -190,10 +190,10 @@ def is_invalid(network_data: Any) -> bool:
 
 def image_needs_repair(files: Mapping[str, bytes]) -> bool:
     """Whether any ``openstack/<version>/network_data.json`` of a drive is invalid."""
-    for path, data in files.items():
+    for path in files:  # by name: a lazy tree reads only the network documents
         if path.startswith("openstack/") and path.endswith("/" + _NETWORK_FILE):
             try:
-                document = json.loads(data)
+                document = json.loads(files[path])
             except (ValueError, RecursionError):
                 return True
             if is_invalid(document):
@@ -210,11 +210,11 @@ def valid_latest(files: Mapping[str, bytes]) -> dict[str, Any] | None:
     return document if isinstance(document, dict) and not is_invalid(document) else None
 
 
-def repair_image(image: bytes, files: Mapping[str, bytes], network_data: Mapping[str, Any],
+def repair_image(image: bytes, paths: Iterable[str], network_data: Mapping[str, Any],
                  *, cap: int = formats.MAX_IMAGE_SIZE) -> bytes:
-    """``image`` (whose files are ``files``) with ``network_data`` in every version directory
-    carrying network data, in the image's own format."""
-    return build.replace_files(image, layout.network_data_files(files, network_data), cap=cap)
+    """``image`` (whose file names are ``paths``) with ``network_data`` in every version
+    directory carrying network data, in the image's own format."""
+    return build.replace_files(image, layout.network_data_files(paths, network_data), cap=cap)
 
 
 # -- Ironic ----------------------------------------------------------------------------------
@@ -320,17 +320,21 @@ def repaired_json(task: Any, value: Any) -> Any:
 def repaired_image(task: Any, image: bytes, *, cap: int = formats.MAX_IMAGE_SIZE) -> bytes:
     """A given image with its invalid network data rebuilt in its own format (else
     ``image``): from its own ``latest`` when that one is valid, else from the ports."""
+    if not repairs(task):
+        return image
     try:
-        files = build.read_tree(image)
+        # Lazily: a drive that needs no repair has only its network documents read.
+        with build.open_tree(image) as files:
+            if not image_needs_repair(files):
+                return image
+            own = valid_latest(files)
+            targets = list(files)
     except ConfigDriveError:
         return image  # validation says what is wrong with it
-    if not image_needs_repair(files) or not repairs(task):
-        return image
-    own = valid_latest(files)
     built = own if own is not None else _from_ports(task)
     if built is None:
         return image
-    repaired = repair_image(image, files, built, cap=cap)
+    repaired = repair_image(image, targets, built, cap=cap)
     LOG.info("Network data of the config drive of node %s rebuilt from %s (%d links) in "
              "every version directory", task.node.uuid,
              "its openstack/latest" if own is not None else "its ports", len(built["links"]))

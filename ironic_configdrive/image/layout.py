@@ -15,7 +15,7 @@ import copy
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from . import rules
@@ -385,10 +385,10 @@ def build_tree(configdrive: Mapping[str, Any], *, node_uuid: str | None = None,
     return tree
 
 
-def network_data_files(files: Mapping[str, bytes],
+def network_data_files(paths: Iterable[str],
                        network_data: Mapping[str, Any]) -> dict[str, bytes]:
-    """``network_data`` as the new ``network_data.json`` of every ``openstack/<version>/`` of
-    ``files`` that carries one (one shared bytes object).
+    """``network_data`` as the new ``network_data.json`` of every ``openstack/<version>/``
+    among ``paths`` that carries one (one shared bytes object).
 
     :raises InvalidInputError: ``network_data`` breaks a rule of :mod:`.rules`.
     """
@@ -397,7 +397,7 @@ def network_data_files(files: Mapping[str, bytes],
     for problem in rules.network_data_problems(dict(network_data)):
         _refuse(problem)
     data = _json_bytes(network_data, "network_data")
-    return {path: data for path in files
+    return {path: data for path in paths
             if path.startswith("openstack/") and path.count("/") == 2
             and path.endswith("/network_data.json")}
 

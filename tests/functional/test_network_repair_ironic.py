@@ -19,6 +19,7 @@ import random
 import subprocess
 import types
 from typing import Any
+from unittest import mock
 
 import fixtures
 import futurist
@@ -31,7 +32,7 @@ from oslo_concurrency import processutils
 from oslo_utils import uuidutils
 
 from ironic_configdrive import deploy, image
-from ironic_configdrive.image import formats, layout
+from ironic_configdrive.image import formats, iso9660, layout
 from tests.fixtures import http
 from tests.functional.test_deploy_ironic import INSTANCE_INFO, DeployInsideIronicBase
 
@@ -133,6 +134,10 @@ class TestNetworkRepairInsideIronic(DeployInsideIronicBase):
         self.assertEqual(states.DEPLOYWAIT, node.provision_state, node.last_error)
 
     def _agent_writes(self, node: Any) -> dict[str, bytes]:
+        """The files of the drive the agent wrote (see :meth:`_agent_steps`)."""
+        return image.read_tree(self._agent_steps(node))
+
+    def _agent_steps(self, node: Any) -> bytes:
         """The agent's steps after it heartbeats: write_image, then write_configdrive."""
         node.set_driver_internal_info("agent_url", self.agent.url)
         node.set_driver_internal_info("agent_secret_token", "agent-token-1")
@@ -143,7 +148,7 @@ class TestNetworkRepairInsideIronic(DeployInsideIronicBase):
         self.assertIsNone(self._step(node, "write_configdrive", deploy.WRITE_PRIORITY))
         disk = self.agent.disk
         assert disk is not None
-        return image.read_tree(disk)
+        return disk
 
     def test_nova_drive_is_repaired_in_every_version_without_mkisofs(self) -> None:
         self.assertIn("metadata", flat.FlatNetwork.capabilities)  # upstream's check applies
@@ -201,9 +206,22 @@ class TestNetworkRepairInsideIronic(DeployInsideIronicBase):
         node = self._flat_node()
         given = {"links": [{"id": "eth0", "type": "phy", "ethernet_mac_address": MAC_PORT,
                             "mtu": 1500}], "networks": [], "services": []}
-        drive = image.pack(image.build_image({"network_data": given}, node_uuid=node.uuid))
+        drive = image.pack(image.build_image({"network_data": given, "user_data": SECRET},
+                                             node_uuid=node.uuid))
+        read: list[str] = []
+        real = iso9660.IsoFiles.__getitem__
+
+        def spy(files: iso9660.IsoFiles, path: str) -> bytes:
+            read.append(path)
+            return real(files, path)
+
         self._start_deploy(node, drive)
-        files = self._agent_writes(node)
+        with mock.patch.object(iso9660.IsoFiles, "__getitem__", spy):
+            disk = self._agent_steps(node)
+        files = image.read_tree(disk)
+        # The check for repair, like validation, reads JSON documents only.
+        self.assertIn("openstack/latest/network_data.json", read)
+        self.assertEqual([], [path for path in read if not path.endswith(".json")])
         self.assertEqual(given, json.loads(files["openstack/latest/network_data.json"]))
         self.assertEqual([], self.neutron.requests)
 
