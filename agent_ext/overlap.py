@@ -1,8 +1,9 @@
 """Overlap network, decoding and disk I/O.
 
-Three stages run at once: a thread reads the body (socket reads release the GIL), the caller's
-thread decodes (zlib releases the GIL while inflating), and a thread hashes and writes (hashlib
-and pwrite release it too). Queues are bounded, so memory stays a few MiB.
+Three stages run at once: a thread reads the body (socket reads release the GIL), opens a
+sealed drive and undoes base64 (the decoder's first stage), the caller's thread inflates
+(zlib releases the GIL while inflating), and a thread hashes and writes (hashlib and pwrite
+release it too). Queues are bounded, so memory stays a few MiB.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Bytes flow through in pieces of at most 1 MiB: the download (or inline text, or a file) is
 decoded on the fly by the image core's :class:`StreamDecoder` (64 MiB cap enforced while
-inflating) and handed to the disk layer's :class:`DriveWriter`, which hashes what it gets,
+inflating; a download's base64 is undone in the thread that reads it, :mod:`.overlap`) and
+handed to the disk layer's :class:`DriveWriter`, which hashes what it gets,
 writes the label-carrying blocks last and verifies by read-back. Nothing is made valid before
 the expected size and sha256 (those of the *decoded* image) match and the image passed
 ``validate``'s label and content rules on what Linux reads of it
@@ -95,10 +96,29 @@ def _check_format(image_format: Any) -> str | None:
     return str(image_format)
 
 
-def _decoded(chunks: Iterable[bytes], decoder: StreamDecoder) -> Iterator[bytes]:
-    for chunk in chunks:
-        yield from decoder.feed(chunk)
-    yield from decoder.finish()
+def _unwrapped(chunks: Iterator[bytes], decoder: StreamDecoder,
+               source: Iterator[bytes]) -> Iterator[bytes]:
+    """The decoder's first stage (input caps, sniffing, base64) over ``chunks``, which
+    read ``source`` (the download, maybe through the opener of a sealed drive)."""
+    try:
+        for chunk in chunks:
+            yield decoder.unwrap(chunk)
+        yield decoder.unwrap_finish()
+    finally:
+        # Stop the download (its connection, its deadline's timer) now, also when a later
+        # stage failed, rather than whenever the collector finds it.
+        for iterator in (chunks, source):
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+
+def _expanded(data: Iterable[bytes], decoder: StreamDecoder) -> Iterator[bytes]:
+    """The decoder's second stage (gzip, output cap, image signature) over stage one's
+    output."""
+    for binary in data:
+        yield from decoder.expand(binary)
+    yield from decoder.expand_finish()
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -188,15 +208,20 @@ def write_config_drive(device: str, *, url: str | None = None, data: str | bytes
              source.description, device, target, sector_size)
 
     decoder = StreamDecoder(cap=formats.MAX_IMAGE_SIZE)
-    prefetch = Prefetch(source.chunks) if source.http is not None else None
-    chunks: Iterable[bytes] = prefetch if prefetch is not None else source.chunks
+    raw = iter(source.chunks)
+    chunks = raw
     if key is not None:
         # Imported here: cryptography costs every unencrypted write ~7 MiB of RSS.
         from ironic_configdrive.image import sealing
 
-        chunks = sealing.iter_open(chunks, key)
+        chunks = sealing.iter_open(raw, key)
+    binary = _unwrapped(chunks, decoder, raw)
+    # A download is read, opened and base64-decoded in a thread of its own while this one
+    # inflates (zlib releases the GIL) and the writer's thread hashes and writes.
+    prefetch = Prefetch(binary) if source.http is not None else None
     try:
-        summary = _write(disk, device, target, source, chunks, decoder, sector_size,
+        summary = _write(disk, device, target, source,
+                         prefetch if prefetch is not None else binary, decoder, sector_size,
                          expected_size, expected_sha, wanted, progress)
         summary["encrypted"] = key is not None
         return summary
@@ -205,11 +230,11 @@ def write_config_drive(device: str, *, url: str | None = None, data: str | bytes
             prefetch.close()
 
 
-def _write(disk: Any, device: str, target: str, source: Source, chunks: Iterable[bytes],
+def _write(disk: Any, device: str, target: str, source: Source, binary: Iterable[bytes],
            decoder: StreamDecoder, sector_size: int, expected_size: int | None,
            expected_sha: str | None, wanted: str | None,
            progress: ProgressCallback | None) -> dict[str, Any]:
-    pieces = _decoded(chunks, decoder)
+    pieces = _expanded(binary, decoder)
     # The decoder holds output back until the filesystem signature is known, so the first
     # piece tells the format before anything touches the disk (and a 404 or a corrupt
     # image fails before a partition is created).

@@ -151,3 +151,46 @@ def test_failures_exit_1_with_one_line(
 def test_usage_error_exits_2() -> None:
     done = cli("write", "--device", "/dev/null")
     assert done.returncode == 2 and "--url" in done.stderr
+
+
+#: The CLI's write, then the modules it imported, as JSON on the last line of stderr.
+_WRITE_THEN_MODULES = """
+import json, sys
+from ironic_configdrive.cli import main
+code = main(sys.argv[1:])
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+sys.exit(code)
+"""
+#: What a write of an unsealed drive never uses: each costs start-up time and memory on
+#: every agent (cryptography about 7 MiB; pycdlib, oslo and Ironic are conductor-side).
+_NOT_FOR_A_PLAIN_WRITE = ("cryptography", "pycdlib", "oslo_config", "oslo_log", "ironic",
+                          "ironic_python_agent")
+
+
+def _write_modules(*args: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", _WRITE_THEN_MODULES, "write", *args],
+                          capture_output=True, text=True, check=False, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stderr.splitlines()[-1]))
+
+
+def test_a_plain_write_imports_only_what_it_uses(
+        loopdisk: Callable, server: http_fixture.ObjectServer, tmp_path: Path) -> None:
+    disk = loopdisk(128, layout=sgdisk("-o"))
+    image = build_image({"meta_data": {"uuid": "c1"}, "user_data": os.urandom(2 << 20)})
+    server.objects["/o"] = b64gz(image)
+    modules = _write_modules("--device", disk.device, "--url", server.url("/o"),
+                             "--sha256", sha256(image), "--quiet")
+    assert {"agent_ext.pipeline", "agent_ext.fetch"} <= modules  # it did write
+    assert not {name for name in modules if name.split(".")[0] in _NOT_FOR_A_PLAIN_WRITE}
+    assert "ironic_configdrive.image.sealing" not in modules
+
+    # A sealed drive needs cryptography, and the probe above would have seen it.
+    key = sealing.new_key()
+    sealed = tmp_path / "sealed"
+    sealed.write_bytes(sealing.seal(gzip.compress(image), key))
+    key_file = tmp_path / "key"
+    key_file.write_text(sealing.encode_key(key))
+    modules = _write_modules("--device", disk.device, "--file", str(sealed),
+                             "--key-file", str(key_file), "--quiet")
+    assert "cryptography" in modules

@@ -280,7 +280,8 @@ def _no_pipeline_threads() -> bool:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         names = {t.name for t in threading.enumerate()}
-        if not names & {"configdrive-fetch", "configdrive-write"}:
+        # The download's deadline timer too: a failed write closes the download.
+        if not names & {"configdrive-fetch", "configdrive-write", "configdrive-fetch-deadline"}:
             return True
         time.sleep(0.05)
     return False
@@ -326,4 +327,47 @@ def test_consumer_failure_stops_the_fetch_thread(disk: FakeDisk,
         pipeline.write_config_drive(DEV, url=server.url("/cd"), size=40000,
                                     fetch_options=FetchOptions(backoff_factor=0))
     assert disk.aborted == 1
+    assert _no_pipeline_threads()
+
+
+def test_a_download_is_unwrapped_in_the_fetch_thread(
+        disk: FakeDisk, monkeypatch: pytest.MonkeyPatch,
+        server: http_fixture.ObjectServer) -> None:
+    # base64 decoding holds the GIL and inflating releases it: the two run in two threads.
+    import threading
+
+    from ironic_configdrive.image import stream
+
+    threads: dict[str, set[str]] = {"unwrap": set(), "expand": set()}
+    for stage in threads:
+        original = getattr(stream.StreamDecoder, stage)
+
+        def spy(self: Any, data: bytes, _stage: str = stage, _original: Any = original) -> Any:
+            threads[_stage].add(threading.current_thread().name)
+            return _original(self, data)
+
+        monkeypatch.setattr(stream.StreamDecoder, stage, spy)
+    image = build_image({**META, "user_data": os.urandom(1 << 20)})
+    server.objects["/cd"] = b64gz(image).encode()
+    result = pipeline.write_config_drive(DEV, url=server.url("/cd"), sha256=sha(image),
+                                         fetch_options=FetchOptions(backoff_factor=0))
+    assert disk.content == image and result["encoding"] == "base64+gzip"
+    assert threads == {"unwrap": {"configdrive-fetch"},
+                       "expand": {threading.current_thread().name}}
+
+
+def test_a_sealed_download_is_opened_in_the_fetch_thread(
+        disk: FakeDisk, server: http_fixture.ObjectServer) -> None:
+    from ironic_configdrive.image import sealing
+
+    image = build_image({**META, "user_data": os.urandom(1 << 20)})
+    key = sealing.new_key()
+    server.objects["/sealed"] = sealing.seal(gzip.compress(image), key)
+    result = pipeline.write_config_drive(DEV, url=server.url("/sealed"), sha256=sha(image),
+                                         key=key, fetch_options=FetchOptions(backoff_factor=0))
+    assert disk.content == image and result["encrypted"] is True
+    server.objects["/sealed"] = sealing.seal(gzip.compress(image), sealing.new_key())
+    with pytest.raises(errors.ConfigDriveError):
+        pipeline.write_config_drive(DEV, url=server.url("/sealed"), key=key,
+                                    fetch_options=FetchOptions(backoff_factor=0))
     assert _no_pipeline_threads()

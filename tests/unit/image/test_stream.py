@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from ironic_configdrive.image import errors, formats
+from ironic_configdrive.image import errors, formats, stream
 from ironic_configdrive.image.stream import (
     B64_WHITESPACE_SLACK,
     MAX_GZIP_PADDING,
@@ -17,6 +17,20 @@ from ironic_configdrive.image.stream import (
     iter_decode,
     max_encoded_size,
 )
+
+
+@pytest.fixture(autouse=True, params=["stdlib", "accelerated"])
+def decoders(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test with binascii and zlib, and again with pybase64 and zlib-ng (the [agent]
+    extra's accelerators, skipped when not installed): they must give the same results
+    and the same errors."""
+    if request.param == "accelerated":
+        monkeypatch.setattr(stream, "_PYBASE64", pytest.importorskip("pybase64"))
+        monkeypatch.setattr(stream, "_ZLIB", pytest.importorskip("zlib_ng.zlib_ng"))
+    else:
+        monkeypatch.setattr(stream, "_PYBASE64", None)
+        monkeypatch.setattr(stream, "_ZLIB", zlib)
+    return str(request.param)
 
 
 def fake_iso(size: int = 64 * 1024, fill: bytes = b"") -> bytes:
@@ -273,3 +287,54 @@ def test_the_largest_valid_encoding_fits_the_input_limit():
     lines = b"\r\n".join(text[i : i + 16] for i in range(0, len(text), 16))
     assert len(lines) <= max_encoded_size(len(image))
     assert decode(chunked(lines, 65536), cap=len(image))[1] == image
+
+
+# -- the agent's path: two stages, one pass over base64 without line breaks ----------------
+
+def test_unwrap_then_expand_is_feed():
+    text = base64.b64encode(gzip.compress(IMAGE))
+    dec = StreamDecoder()
+    binary = [dec.unwrap(chunk) for chunk in chunked(text, 65536)] + [dec.unwrap_finish()]
+    assert dec.encoding == "base64+gzip" and b"".join(binary) == gzip.compress(IMAGE)
+    out = [piece for data in binary for piece in dec.expand(data)]
+    out.extend(dec.expand_finish())
+    assert b"".join(out) == IMAGE and dec.image_format == formats.ISO9660
+    assert list(dec.finish()) == []  # finished by the stages
+    with pytest.raises(ValueError, match="after finish"):
+        dec.unwrap(b"QUFB")
+
+
+def test_base64_without_line_breaks_is_decoded_in_one_pass(monkeypatch):
+    careful = []
+    original = stream._Base64Layer._decode
+
+    def spy(self, block):
+        careful.append(len(block))
+        return original(self, block)
+
+    monkeypatch.setattr(stream._Base64Layer, "_decode", spy)
+    text = base64.b64encode(gzip.compress(IMAGE))
+    assert decode(chunked(text, 65536))[1] == IMAGE
+    if stream._one_pass():
+        assert careful == [], "whitespace-free text took the whitespace-removing path"
+    lines = b"\n".join(text[i : i + 76] for i in range(0, len(text), 76))
+    assert decode(chunked(lines, 65536))[1] == IMAGE and careful
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 4, 5])
+def test_whitespace_after_a_partial_quantum(cut):
+    # The tail of a chunk is carried to the next one: never with whitespace in it.
+    text = base64.b64encode(gzip.compress(IMAGE))
+    first, rest = text[: 4096 + cut], text[4096 + cut :]
+    assert decode([first + b"\r\n", rest + b"\n"])[1] == IMAGE
+    assert decode([first + b" ", b"\n" + rest])[1] == IMAGE
+
+
+@pytest.mark.parametrize("text,match", [(b"QUFB!QUF", "unexpected character"),
+                                        (b"QUFBQUF", "truncated"),
+                                        (b"QUFB\x00QUF", "unexpected character")])
+def test_stray_bytes_named_by_either_path(text, match):
+    layer = stream._Base64Layer()
+    with pytest.raises(errors.InvalidMediaError, match=match):
+        layer.feed(text)
+        layer.finish()
