@@ -42,6 +42,8 @@ COMPUTE_DRIVER: Final = "ironic_nonic.IronicDriver"
 #: for Nova until the next one, so a build right after a delete waits at most this long.
 UPDATE_RESOURCES_INTERVAL: Final = "5"
 COMPUTE_READY_TIMEOUT: Final = 180.0
+#: Nova's default, set explicitly: the metadata's hostname is ``<server>.<this>``.
+DHCP_DOMAIN: Final = "novalocal"
 #: Nova's paste pipeline as pip installs it (keystone authentication).
 PASTE: Final = nova_venv.path() / "etc" / "nova" / "api-paste.ini"
 
@@ -75,8 +77,9 @@ def config(workdir: Workdir, *, databases: dict[str, str], transport_url: str,
         # Bare metal: the node is the whole machine, nothing is reserved on it.
         "reserved_host_memory_mb": "0",
         "reserved_host_disk_mb": "0",
+        "update_resources_interval": UPDATE_RESOURCES_INTERVAL,
     }
-    conf["api"] = {"auth_strategy": "keystone"}
+    conf["api"] = {"auth_strategy": "keystone", "dhcp_domain": DHCP_DOMAIN}
     conf["api_database"] = {"connection": databases["api"]}
     conf["database"] = {"connection": databases["cell1"]}
     conf["keystone_authtoken"] = openstack_services.authtoken(workdir, auth_url)
@@ -84,11 +87,8 @@ def config(workdir: Workdir, *, databases: dict[str, str], transport_url: str,
     conf["neutron"] = {**auth, "endpoint_override": neutron_url}
     conf["ironic"] = {"auth_type": "none", "endpoint_override": ironic_url,
                       "api_max_retries": "120", "api_retry_interval": "2"}
-    conf["compute"] = {"update_resources_interval": UPDATE_RESOURCES_INTERVAL}
     conf["conductor"] = {"workers": "1"}
-    conf["scheduler"] = {"workers": "1",
-                         # Map the compute host without a manual discover_hosts.
-                         "discover_hosts_in_cells_interval": "2"}
+    conf["scheduler"] = {"workers": "1"}
     conf["oslo_concurrency"] = {"lock_path": str(workdir.root / "nova" / "locks")}
     conf["oslo_messaging_notifications"] = {"driver": "noop"}
     return conf
@@ -122,6 +122,12 @@ def create_schema(workdir: Workdir) -> None:
     _manage(workdir, "db", "sync")
 
 
+def discover_hosts(workdir: Workdir) -> None:
+    """Map nova-compute's host into cell1 (once it has registered): before, the scheduler
+    may pick the node and the conductor fails the build with "No host-to-cell mapping"."""
+    _manage(workdir, "cell_v2", "discover_hosts", "--by-service")
+
+
 def _service_env() -> dict[str, str]:
     # nova-api loads its paste pipeline from the first file, its options from both.
     return {"OS_NOVA_CONFIG_FILES": "api-paste.ini;nova.conf"}
@@ -145,8 +151,9 @@ def start(workdir: Workdir, api_port: int) -> str:
 
 
 def wait_compute(workdir: Workdir, node_uuid: str, placement: dict[str, str]) -> None:
-    """Until nova-compute has reported the node to placement with its inventory (before,
-    the scheduler finds no host)."""
+    """Until nova-compute has reported the node to placement as free: an inventory, none of
+    it reserved. Before, the scheduler finds no host: at start, and after a delete until
+    nova-compute's next resource update (Nova keeps a node it just released reserved)."""
     import requests
 
     deadline = time.monotonic() + COMPUTE_READY_TIMEOUT
@@ -159,13 +166,15 @@ def wait_compute(workdir: Workdir, node_uuid: str, placement: dict[str, str]) ->
         try:
             reply = requests.get(f"{placement['url']}/resource_providers/{node_uuid}/"
                                  "inventories", headers=headers, timeout=10)
-            if reply.ok and reply.json().get("inventories"):
+            inventories = reply.json().get("inventories") if reply.ok else None
+            if inventories and all(item["reserved"] < item["total"]
+                                   for item in inventories.values()):
                 return
         except requests.RequestException:
             pass
         time.sleep(1)
-    raise LabError(f"nova-compute did not report node {node_uuid} to placement within "
-                   f"{COMPUTE_READY_TIMEOUT:.0f} s; see {workdir.log(COMPUTE)}")
+    raise LabError(f"nova-compute did not report node {node_uuid} to placement as free "
+                   f"within {COMPUTE_READY_TIMEOUT:.0f} s; see {workdir.log(COMPUTE)}")
 
 
 def stop(workdir: Workdir) -> list[str]:

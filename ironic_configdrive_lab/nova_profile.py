@@ -92,9 +92,13 @@ def start_before_ironic(workdir: Workdir, *, debug: bool,
 
 
 def ironic_sections(workdir: Workdir, settings: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """What Ironic needs to fetch Nova's images: Glance through the catalog as the admin."""
+    """What Ironic needs to deploy Nova's images: Glance as the admin, and its cache of
+    Glance images under the workdir (not /var/lib/ironic)."""
+    cache = workdir.root / "ironic-images"
     return {"glance": {**keystone.auth_section(workdir, settings["auth_url"]),
-                       "endpoint_override": settings["glance_url"]}}
+                       "endpoint_override": settings["glance_url"]},
+            "pxe": {"images_path": str(cache / "images"),
+                    "instance_master_path": str(cache / "master_images")}}
 
 
 def start_after_enroll(workdir: Workdir, settings: dict[str, Any], *, ironic_url: str,
@@ -128,7 +132,9 @@ def start_after_enroll(workdir: Workdir, settings: dict[str, Any], *, ironic_url
     nova.wait_compute(workdir, node_uuid, {
         "url": settings["placement_url"],
         "token": keystone.token(workdir, settings["auth_url"])})
-    say(f"nova-compute reports node {node_uuid} to placement")
+    nova.discover_hosts(workdir)
+    say(f"nova-compute reports node {node_uuid} to placement; its host is mapped to "
+        f"{nova.CELL}")
     recorded = {"auth_url": settings["auth_url"], "compute_url": compute_url,
                 "glance_url": settings["glance_url"],
                 "placement_url": settings["placement_url"], "neutron_url": neutron_url,

@@ -16,9 +16,8 @@ from ironic_configdrive_lab.workdir import LabError
 
 ENV_VAR: Final = "IRONIC_CONFIGDRIVE_LAB_NOVA_VENV"
 DEFAULT: Final = Path(__file__).resolve().parents[1] / ".venv-nova"
-#: What ``tools/bootstrap.sh`` installs there (also the hint when something is missing).
-REQUIREMENTS: Final = ("nova==34.0.0", "openstack-placement==16.0.0", "glance==33.0.0",
-                       "keystone==30.*", "python-openstackclient", "gunicorn", "PyMySQL")
+#: What ``tools/bootstrap.sh`` installs there.
+REQUIREMENTS: Final = Path(__file__).resolve().parents[1] / "tools" / "requirements-nova.txt"
 
 
 def path() -> Path:
@@ -31,7 +30,7 @@ def tool(name: str) -> Path:
     if not found.exists():
         raise LabError(f"{found} is missing: the Nova profile needs its own venv; run "
                        f"tools/bootstrap.sh (or python3 -m venv {path()} && {path()}/bin/pip "
-                       f"install {' '.join(REQUIREMENTS)}), or set {ENV_VAR}")
+                       f"install -r {REQUIREMENTS}), or set {ENV_VAR}")
     return found
 
 

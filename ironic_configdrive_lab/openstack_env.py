@@ -78,4 +78,14 @@ def openstack(workdir: Workdir, *args: str, parse: bool = True) -> Any:
     if result.returncode != 0:
         raise LabError(f"`openstack {' '.join(args[:3])} ...` failed: "
                        f"{result.stderr.strip()[-1500:]}")
-    return json.loads(result.stdout) if parse and result.stdout.strip() else result.stdout
+    if not parse or not result.stdout.strip():
+        return result.stdout
+    return parse_json(result.stdout)
+
+
+def parse_json(text: str) -> Any:
+    """The CLI's JSON output; ``--wait`` prints its progress ("Complete") before it."""
+    starts = [index for index in (text.find("{"), text.find("[")) if index >= 0]
+    if not starts:
+        raise LabError(f"the openstack CLI printed no JSON: {text.strip()[-300:]!r}")
+    return json.loads(text[min(starts):])
