@@ -35,8 +35,8 @@ from tests.functional.lab.test_lab import _leftovers, _require_lab
 pytestmark = pytest.mark.lab
 
 SERVER = "nova-lab"
-USER_DATA = "#cloud-config\nhostname: nova-lab\nwrite_files: [{path: /etc/lab, content: one}]\n"
-NEW_USER_DATA = "#cloud-config\nhostname: nova-lab\nwrite_files: [{path: /etc/lab, content: two}]\n"
+USER_DATA = "#cloud-config\nwrite_files: [{path: /etc/lab, content: one}]\n"
+NEW_USER_DATA = "#cloud-config\nwrite_files: [{path: /etc/lab, content: two}]\n"
 #: What each phase took, printed at the end of the module (`pytest -s` or the -ra summary).
 TIMES: dict[str, float] = {}
 
