@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                 print("\n".join(lines))
         elif args.command == "run":
             result = run(workdir, config_drive=args.config_drive, exposure=args.exposure,
-                         debug=args.debug, store=args.store, conductors=args.conductors)
+                         debug=args.debug, store=args.store, conductors=args.conductors,
+                         with_nova=args.with_nova)
         elif args.command == "conductor":
             result = conductor_cmd.conductor(workdir, args.action, args.index,
                                              graceful=args.graceful, wait=args.wait)

@@ -213,3 +213,41 @@ def test_standin_main_parses_its_port(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(neutron_standin, "ThreadingHTTPServer", Server)
     neutron_standin.main(["4242"])
     assert seen.getvalue() == "127.0.0.1:4242"
+
+
+def test_run_with_nova_tells_the_nova_story(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from ironic_configdrive_lab import nova_cmd, run_cmd
+
+    calls: list[tuple[str, dict[str, object]]] = []
+
+    def record(name: str) -> object:
+        def action(workdir: Workdir, **kwargs: object) -> dict[str, object]:
+            calls.append((name, kwargs))
+            return {"checks": [f"{name} checked"]}
+        return action
+
+    for name in ("up", "down", "deploy", "undeploy", "update"):
+        monkeypatch.setattr(run_cmd, name, record(name))
+    for name in ("create", "rebuild", "delete"):
+        monkeypatch.setattr(nova_cmd, name, record(name))
+    monkeypatch.setattr(run_cmd, "_print_summary", lambda *a, **k: None)
+    summary = run_cmd.run(Workdir.at(tmp_path / "lab"), config_drive=None, exposure=None,
+                          debug=False, with_nova=True)
+    assert [name for name, _ in calls] == ["up", "create", "rebuild", "delete", "down"]
+    assert calls[0][1]["with_nova"] is True
+    create, rebuild = calls[1][1], calls[2][1]
+    assert create["user_data"] != rebuild["user_data"]
+    assert create["public_key"] == rebuild["public_key"]
+    assert str(create["public_key"]).startswith("ssh-ed25519 ")
+    assert list(summary["phases"]) == ["up --with-nova", "nova server create+verify",
+                                       "nova server rebuild+verify",
+                                       "nova server delete+clean+verify", "down"]
+
+
+def test_run_with_nova_refuses_a_drive_of_its_own(tmp_path: Path) -> None:
+    from ironic_configdrive_lab import run_cmd
+
+    with pytest.raises(LabError, match="builds the config drive itself"):
+        run_cmd.run(Workdir.at(tmp_path), config_drive="{}", exposure=None, debug=False,
+                    with_nova=True)
