@@ -251,3 +251,16 @@ def test_run_with_nova_refuses_a_drive_of_its_own(tmp_path: Path) -> None:
     with pytest.raises(LabError, match="builds the config drive itself"):
         run_cmd.run(Workdir.at(tmp_path), config_drive="{}", exposure=None, debug=False,
                     with_nova=True)
+
+
+def test_status_shows_the_nova_profile(tmp_path: Path) -> None:
+    from ironic_configdrive_lab import status_cmd
+
+    workdir = _workdir(tmp_path)
+    workdir.update_state(with_nova=True, nova={"auth_url": "http://127.0.0.1:5/v3",
+                                               "flavor": nova_profile.FLAVOR})
+    found = status_cmd.status(workdir)["nova"]
+    assert found["auth_url"] == "http://127.0.0.1:5/v3"
+    assert found["flavor"] == nova_profile.FLAVOR
+    assert set(found["processes"]) >= {nova.COMPUTE, nova.API, keystone.NAME, rabbitmq.NAME}
+    assert not any(found["processes"].values())
