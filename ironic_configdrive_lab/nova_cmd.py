@@ -134,18 +134,32 @@ def _one_config2(device: str) -> str:
 
 
 def _by_our_interface(node: dict[str, Any], result: dict[str, Any]) -> str:
-    """The partition is our interface's: the node's deploy interface and its record say so,
-    and the record's partition hashes to the stored drive (upstream writes no record)."""
+    """The drive is exposed by our interface: the node's deploy interface and its record say
+    so, and the record names the partition (or the media) verified (upstream keeps none)."""
+    exposure = result["exposure"]
     record = (node.get("driver_internal_info") or {}).get("configdrive") or {}
     exposures = [item.get("record") or {} for item in record.get("exposures") or []
-                 if item.get("mechanism") == "partition"]
+                 if item.get("mechanism") == exposure]
+    where = "partition" if exposure == "partition" else "device"
+    verified = result.get("partition") if exposure == "partition" else result.get("media")
     if node.get("deploy_interface") != "configdrive" or record.get("passthrough") \
-            or not exposures or exposures[0].get("partition") != result.get("partition"):
-        raise LabError(f"the config-2 partition {result.get('partition')} was not written by "
-                       f"the configdrive deploy interface (deploy interface "
+            or not exposures or exposures[0].get(where) != verified:
+        raise LabError(f"the config drive ({exposure} {verified}) was not exposed by the "
+                       f"configdrive deploy interface (deploy interface "
                        f"{node.get('deploy_interface')}, record {sorted(record)})")
-    return (f"written by the configdrive deploy interface (record of partition "
-            f"{exposures[0]['partition']}, not Ironic's passthrough)")
+    return (f"exposed by the configdrive deploy interface ({exposure} {verified} in its "
+            "record, not Ironic's passthrough)")
+
+
+def expose_as(workdir: Workdir, exposure: str | None) -> None:
+    """The operator's choice for the node (``driver_info/configdrive_exposure``; ``None``:
+    the conductor's default, a partition). Nova has no say in it."""
+    client = Client(_state(workdir)["api_url"])
+    if exposure is None:
+        client.baremetal("node", "unset", NODE_NAME, "--driver-info", "configdrive_exposure")
+    else:
+        client.baremetal("node", "set", NODE_NAME, "--driver-info",
+                         f"configdrive_exposure={exposure}")
 
 
 def _verify_active(workdir: Workdir, server: dict[str, Any], *, user_data: str,
@@ -158,10 +172,13 @@ def _verify_active(workdir: Workdir, server: dict[str, Any], *, user_data: str,
     if node.get("instance_uuid") != server["id"]:
         raise LabError(f"node {NODE_NAME} carries instance {node.get('instance_uuid')}, "
                        f"not server {server['id']}")
-    result = verify.deployed(workdir, node)
-    partition = _one_config2(state["disk"])
-    result["checks"] += [f"blkid finds one config-2 partition on {state['disk']}: "
-                         f"{partition}", _by_our_interface(node, result)]
+    exposure = (node.get("driver_info") or {}).get("configdrive_exposure") or "partition"
+    result = verify.deployed(workdir, node, exposure)
+    if exposure == "partition":
+        partition = _one_config2(state["disk"])
+        result["checks"].append(f"blkid finds one config-2 partition on {state['disk']}: "
+                                f"{partition}")
+    result["checks"].append(_by_our_interface(node, result))
     result["checks"] += _no_contents(workdir, state, server, user_data=user_data,
                                      public_key=public_key)
     result["server"] = server["id"]

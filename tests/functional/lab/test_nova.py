@@ -4,7 +4,8 @@ One lab with Nova for the module (Swift store): Keystone, Glance, placement, Rab
 MariaDB and Nova 34 with the ironic driver in front of the lab's Ironic. Nova is driven with
 the ``openstack`` CLI of the Nova venv, as a person types it; every check is on the real
 things (the node's loop disk read back, Debian's cloud-init, Swift listed, the HTTP roots).
-The scenarios run in order on one server: create, rebuild, delete.
+The scenarios run in order on one server: create, rebuild, delete; then a server whose drive
+the node's operator has set to virtual media.
 """
 
 from __future__ import annotations
@@ -109,11 +110,12 @@ def test_server_create_with_a_config_drive(lab: Workdir, key: str) -> None:
     assert f"hostname '{SERVER}.novalocal'" in line and "1 SSH key(s)" in line
     assert hashlib.sha256(USER_DATA.encode()).hexdigest()[:16] in line
     assert any(line.startswith("blkid finds one config-2 partition") for line in checks)
-    assert any(line.startswith("written by the configdrive deploy interface")
+    assert any(line.startswith("exposed by the configdrive deploy interface (partition ")
                for line in checks)
     assert any("Ironic's node shows no drive" in line for line in checks)
     stored = result["stored"]
-    assert stored["store"] == "swift"
+    # Encrypted at rest (the lab's conductor has a key file): Swift holds a sealed drive.
+    assert stored["store"] == "swift" and stored["sealed"] is True
     assert objectstore.list_objects(lab.load_state()["swift"]) == [
         stored["location"].split("/", 1)[1]]
 
@@ -146,3 +148,28 @@ def test_server_delete_cleans_the_drive_away(lab: Workdir) -> None:
                 if path.is_file() and path.parent.name != "images"
                 and path.name != "index.html"] == []
     assert openstack_env.openstack(lab, "server", "list") == []
+
+
+def test_virtual_media_exposure_through_nova(lab: Workdir, key: str) -> None:
+    """The operator sets the node's exposure; Nova's drive reaches the BMC instead of the
+    disk, sealed in Swift, and is ejected and deleted with the server."""
+    nova_cmd.expose_as(lab, "virtual_media")
+    try:
+        mark = time.monotonic()
+        result = nova_cmd.create(lab, name="nova-vmedia", user_data=USER_DATA,
+                                 public_key=key)
+        TIMES["server create (virtual media)"] = time.monotonic() - mark
+        checks = result["checks"]
+        assert result["exposure"] == "virtual_media" and result["stored"]["sealed"] is True
+        assert any(line.startswith("the BMC reports our media inserted") for line in checks)
+        assert any(line.startswith("no config-2 partition on") for line in checks)
+        assert any(line.startswith("exposed by the configdrive deploy interface "
+                                   "(virtual_media ") for line in checks)
+        assert "instance uuid" in _cloud_init_line(checks)
+        mark = time.monotonic()
+        deleted = nova_cmd.delete(lab, name="nova-vmedia")
+        TIMES["server delete (virtual media)"] = time.monotonic() - mark
+        assert any(line.endswith("ejected") for line in deleted["checks"])
+        assert objectstore.list_objects(lab.load_state()["swift"]) == []
+    finally:
+        nova_cmd.expose_as(lab, None)
