@@ -172,7 +172,10 @@ def _verify_active(workdir: Workdir, server: dict[str, Any], *, user_data: str,
     if node.get("instance_uuid") != server["id"]:
         raise LabError(f"node {NODE_NAME} carries instance {node.get('instance_uuid')}, "
                        f"not server {server['id']}")
-    exposure = (node.get("driver_info") or {}).get("configdrive_exposure") or "partition"
+    # As the node's record says (Ironic's API masks driver_info's configdrive_exposure).
+    record = (node.get("driver_internal_info") or {}).get("configdrive") or {}
+    exposure = next((str(item.get("mechanism")) for item in record.get("exposures") or []),
+                    "partition")
     result = verify.deployed(workdir, node, exposure)
     if exposure == "partition":
         partition = _one_config2(state["disk"])
