@@ -64,8 +64,7 @@ def config(workdir: Workdir, *, database: str, debug: bool) -> configparser.Conf
 def start(workdir: Workdir, *, database: str, debug: bool) -> str:
     """Sync, set up keys, bootstrap (idempotent), serve; the identity URL (``.../v3``)."""
     conf = config(workdir, database=database, debug=debug)
-    with open(conf_path(workdir), "w") as handle:
-        conf.write(handle)
+    nova_venv.write_private(conf, conf_path(workdir))
     port = ports.free_port()
     url = f"http://{ports.LOOPBACK}:{port}/v3"
     log = workdir.log(f"{NAME}-manage")

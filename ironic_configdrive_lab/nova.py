@@ -99,9 +99,7 @@ def write_conf(workdir: Workdir, conf: configparser.ConfigParser) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     (workdir.root / "nova" / "locks").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PASTE, conf_dir(workdir) / "api-paste.ini")
-    with open(path, "w") as handle:
-        conf.write(handle)
-    return path
+    return nova_venv.write_private(conf, path)
 
 
 def _manage(workdir: Workdir, *args: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from ironic_configdrive_lab.workdir import LabError
 
@@ -49,6 +49,17 @@ def environment(extra: dict[str, str]) -> dict[str, str]:
     env["PATH"] = f"{path() / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
     env.update(extra)
     return env
+
+
+def write_private(conf: Any, path: Path) -> Path:
+    """Write a ``ConfigParser`` to ``path``, mode 0600: the Nova profile's configuration
+    files hold the lab admin's and the databases' passwords."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        conf.write(handle)
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
+    return path
 
 
 def run(log_path: Path, argv: list[str], *, env: dict[str, str] | None = None,

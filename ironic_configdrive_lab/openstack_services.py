@@ -28,10 +28,7 @@ def authtoken(workdir: Workdir, auth_url: str) -> dict[str, str]:
 
 
 def _write(conf: configparser.ConfigParser, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        conf.write(handle)
-    return path
+    return nova_venv.write_private(conf, path)
 
 
 def placement_config(workdir: Workdir, *, database: str, auth_url: str,

@@ -264,3 +264,14 @@ def test_status_shows_the_nova_profile(tmp_path: Path) -> None:
     assert found["flavor"] == nova_profile.FLAVOR
     assert set(found["processes"]) >= {nova.COMPUTE, nova.API, keystone.NAME, rabbitmq.NAME}
     assert not any(found["processes"].values())
+
+
+def test_config_files_holding_passwords_are_private(tmp_path: Path) -> None:
+    workdir = _workdir(tmp_path)
+    path = nova.conf_path(workdir)
+    path.parent.mkdir(parents=True)
+    path.write_text("")
+    path.chmod(0o644)
+    nova_venv.write_private(_nova_conf(workdir), path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert keystone.admin_password(workdir) in path.read_text()
