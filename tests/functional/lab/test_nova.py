@@ -99,6 +99,13 @@ def test_env_prints_what_the_openstack_cli_needs(lab: Workdir, capsys) -> None:
     assert nova_venv.path() in Path(lines[-1].split("=", 1)[1].split(":", 1)[0]).parents
 
 
+def test_second_up_with_nova_changes_nothing(lab: Workdir) -> None:
+    before = nova_profile.running(lab)
+    assert all(before.values())
+    assert cli.main(["up", "--with-nova", "--workdir", str(lab.root)]) == 0
+    assert nova_profile.running(lab) == before
+
+
 def test_server_create_with_a_config_drive(lab: Workdir, key: str) -> None:
     mark = time.monotonic()
     result = nova_cmd.create(lab, name=SERVER, user_data=USER_DATA, public_key=key)
