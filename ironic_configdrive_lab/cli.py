@@ -23,7 +23,7 @@ import json
 import sys
 from typing import Any
 
-from ironic_configdrive_lab import conductor_cmd
+from ironic_configdrive_lab import conductor_cmd, openstack_env
 from ironic_configdrive_lab.names import EXPOSURES, STORES
 from ironic_configdrive_lab.node_cmd import deploy, undeploy, update
 from ironic_configdrive_lab.run_cmd import run
@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                        ("run", "up, deploy, verify, undeploy, verify, down; print a "
                                "summary"),
                        ("conductor", "stop or start conductor N and its HTTP server, as its "
-                                     "host failing and coming back (--conductors >= 2)")):
+                                     "host failing and coming back (--conductors >= 2)"),
+                       ("env", "print the export lines for the openstack CLI against the "
+                               "Nova profile (DIR/clouds.yaml)")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--workdir", required=True, help="the lab's directory")
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
@@ -60,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--conductors", type=int, default=1,
                              help="1 (default): one Ironic process on sqlite; N >= 2: "
                                   "ironic-api and N conductors (json-rpc) on MariaDB")
+            cmd.add_argument("--with-nova", action="store_true",
+                             help="also Keystone, Glance, placement, RabbitMQ and Nova with "
+                                  "the ironic driver (the Nova profile; its own venv)")
         if name == "conductor":
             conductor_cmd.add_arguments(cmd)
         if name in ("deploy", "update", "run"):
@@ -88,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             result: dict[str, Any] = up(workdir, debug=args.debug, store=args.store,
-                                        conductors=args.conductors)
+                                        conductors=args.conductors,
+                                        with_nova=args.with_nova)
         elif args.command == "deploy":
             result = deploy(workdir, config_drive=args.config_drive, exposure=args.exposure)
         elif args.command == "update":
@@ -101,9 +107,15 @@ def main(argv: list[str] | None = None) -> int:
                 for key, value in result.items():
                     print(f"{key}: {value}")
                 print(status_exports(result))
+        elif args.command == "env":
+            lines = openstack_env.exports(workdir)
+            result = {"exports": lines}
+            if not args.json:
+                print("\n".join(lines))
         elif args.command == "run":
             result = run(workdir, config_drive=args.config_drive, exposure=args.exposure,
-                         debug=args.debug, store=args.store, conductors=args.conductors)
+                         debug=args.debug, store=args.store, conductors=args.conductors,
+                         with_nova=args.with_nova)
         elif args.command == "conductor":
             result = conductor_cmd.conductor(workdir, args.action, args.index,
                                              graceful=args.graceful, wait=args.wait)

@@ -73,15 +73,17 @@ def host_failure(workdir: Workdir) -> dict[str, Any]:
 
 def start_ironic(workdir: Workdir, lab_profile: Profile, *, api_port: int, http_url: str,
                  debug: bool, configdrive: dict[str, str],
-                 say: Callable[[str], None]) -> str:
-    """Ironic as the profile wants it; the API's URL."""
+                 say: Callable[[str], None],
+                 extra: dict[str, dict[str, str]] | None = None) -> str:
+    """Ironic as the profile wants it; the API's URL. ``extra``: whole sections to add to
+    every conductor's configuration."""
     workdir.update_state(profile=lab_profile.to_state())
     if lab_profile.multi:
         return conductors.start_all(workdir, lab_profile, api_port=api_port, debug=debug,
-                                    configdrive=configdrive, say=say)
+                                    configdrive=configdrive, say=say, extra=extra)
     api_url = f"http://127.0.0.1:{api_port}"
     conf = ironic.write_conf(workdir, api_port=api_port, http_url=http_url, debug=debug,
-                             configdrive=configdrive)
+                             configdrive=configdrive, extra=extra)
     ironic.create_schema(workdir, conf)
     ironic.start(workdir, conf, api_url)
     return api_url

@@ -58,7 +58,8 @@ def _check_rpc_address(host: ConductorHost) -> None:
 
 
 def start_all(workdir: Workdir, profile: Profile, *, api_port: int, debug: bool,
-              configdrive: dict[str, str] | None, say: Callable[[str], None]) -> str:
+              configdrive: dict[str, str] | None, say: Callable[[str], None],
+              extra: dict[str, dict[str, str]] | None = None) -> str:
     """MariaDB, the conductors with their HTTP servers, then the API; the API's URL.
 
     Each conductor gets its own HTTP root and URL; the instance image stays on the lab's
@@ -84,7 +85,7 @@ def start_all(workdir: Workdir, profile: Profile, *, api_port: int, debug: bool,
         host_url = f"http://{host.address}:{http_port}"
         ironic_conf.write(ironic_conf.conductor(
             host, api_port=api_port, database=database, http_url=host_url, debug=debug,
-            configdrive=configdrive), host.conf)
+            configdrive=configdrive, extra=extra), host.conf)
         recorded[host.name] = {"host": host.address, "http_port": http_port,
                                "http_url": host_url, "http_root": str(host.http_root),
                                "conf": str(host.conf), "log": str(host.log)}

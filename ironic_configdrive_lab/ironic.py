@@ -33,10 +33,11 @@ def bin_path(name: str) -> str:
 
 
 def write_conf(workdir: Workdir, *, api_port: int, http_url: str, debug: bool,
-               configdrive: dict[str, str] | None = None) -> Path:
+               configdrive: dict[str, str] | None = None,
+               extra: dict[str, dict[str, str]] | None = None) -> Path:
     """The single process's ``DIR/etc/ironic.conf``; ``configdrive``: the store's options."""
     conf = ironic_conf.single(workdir, api_port=api_port, http_url=http_url, debug=debug,
-                              configdrive=configdrive)
+                              configdrive=configdrive, extra=extra)
     return ironic_conf.write(conf, workdir.etc / "ironic.conf")
 
 

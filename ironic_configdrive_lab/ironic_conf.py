@@ -115,10 +115,12 @@ def _conductor_sections(conf: configparser.ConfigParser, *, http_root: Path, htt
 
 
 def single(workdir: Workdir, *, api_port: int, http_url: str, debug: bool,
-           configdrive: dict[str, str] | None = None) -> configparser.ConfigParser:
+           configdrive: dict[str, str] | None = None,
+           extra: dict[str, dict[str, str]] | None = None) -> configparser.ConfigParser:
     """The single-process Ironic (API + conductor, sqlite, no RPC).
 
     ``configdrive``: ``[configdrive]`` options (the store); default the http store.
+    ``extra``: whole sections to add (the Nova profile's ``[glance]``).
     """
     conf = _base(workdir, name=SINGLE_NAME, host=SINGLE_HOST, rpc="none", debug=debug,
                  api_port=api_port,
@@ -129,6 +131,7 @@ def single(workdir: Workdir, *, api_port: int, http_url: str, debug: bool,
                         lock_path=workdir.root / "locks",
                         key_file=workdir.etc / "configdrive.key", configdrive=configdrive,
                         heartbeat_interval="5")
+    conf.read_dict(extra or {})
     return conf
 
 
@@ -147,8 +150,8 @@ def api(workdir: Workdir, *, api_port: int, database: str,
 
 
 def conductor(host: ConductorHost, *, api_port: int, database: str, http_url: str,
-              debug: bool, configdrive: dict[str, str] | None = None
-              ) -> configparser.ConfigParser:
+              debug: bool, configdrive: dict[str, str] | None = None,
+              extra: dict[str, dict[str, str]] | None = None) -> configparser.ConfigParser:
     """``ironic-conductor`` number ``host.index``: its own host, address, HTTP root, locks."""
     conf = _base(host.workdir, name=host.name, host=host.address, rpc="json-rpc",
                  debug=debug, api_port=api_port, database=database)
@@ -165,6 +168,7 @@ def conductor(host: ConductorHost, *, api_port: int, database: str, http_url: st
         "graceful_shutdown_timeout": GRACEFUL_SHUTDOWN_TIMEOUT,
     })
     conf["json_rpc"] = {"host_ip": host.address}
+    conf.read_dict(extra or {})
     return conf
 
 

@@ -70,7 +70,8 @@ def running(workdir: Workdir) -> int | None:
 
 
 def start(workdir: Workdir) -> str:
-    """Start MariaDB (initialising its data directory once); Ironic's database URL."""
+    """Start MariaDB (initialising its data directory once) unless it runs; Ironic's
+    database URL."""
     missing = missing_tools()
     if missing:
         raise LabError(f"{', '.join(missing)} missing: {PACKAGE_HINT}")
@@ -80,16 +81,20 @@ def start(workdir: Workdir) -> str:
         raise LabError(f"the MariaDB socket path {paths.socket} is too long for AF_UNIX; use "
                        "a shorter --workdir")
     paths.root.mkdir(parents=True, exist_ok=True)
-    if not (paths.data / "mysql").is_dir():
-        _install_db(workdir, paths)
-    port = ports.free_port()
-    paths.socket.unlink(missing_ok=True)
-    process.spawn(workdir, NAME, [
-        str(find("mariadbd")), "--no-defaults", f"--datadir={paths.data}",
-        f"--socket={paths.socket}", f"--port={port}", "--bind-address=127.0.0.1",
-        "--user=root", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
-        "--innodb-log-file-size=16M", f"--pid-file={paths.root / 'mariadbd.pid'}"])
-    _wait_ready(workdir, paths)
+    if running(workdir) is not None:
+        # Already started for another part of the lab (the conductors, the Nova profile).
+        port = int(sql(workdir, "SELECT @@port;\n").strip())
+    else:
+        if not (paths.data / "mysql").is_dir():
+            _install_db(workdir, paths)
+        port = ports.free_port()
+        paths.socket.unlink(missing_ok=True)
+        process.spawn(workdir, NAME, [
+            str(find("mariadbd")), "--no-defaults", f"--datadir={paths.data}",
+            f"--socket={paths.socket}", f"--port={port}", "--bind-address=127.0.0.1",
+            "--user=root", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
+            "--innodb-log-file-size=16M", f"--pid-file={paths.root / 'mariadbd.pid'}"])
+        _wait_ready(workdir, paths)
     password = _password(paths)
     # On stdin: the password must not show in any process list.
     sql(workdir, f"CREATE DATABASE IF NOT EXISTS {DATABASE} CHARACTER SET utf8mb3;\n"
@@ -97,6 +102,22 @@ def start(workdir: Workdir) -> str:
                  f"ALTER USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{password}';\n"
                  f"GRANT ALL PRIVILEGES ON {DATABASE}.* TO '{USER}'@'127.0.0.1';\n")
     return url("127.0.0.1", port, password)
+
+
+def database(workdir: Workdir, name: str, port: int) -> str:
+    """Create database ``name`` (once) for the Nova profile's services; its URL.
+
+    The services share the ``ironic`` user and its password (one lab, one owner).
+    """
+    password = _password(Paths(workdir))
+    sql(workdir, f"CREATE DATABASE IF NOT EXISTS {name} CHARACTER SET utf8mb3;\n"
+                 f"GRANT ALL PRIVILEGES ON {name}.* TO '{USER}'@'127.0.0.1';\n")
+    return f"mysql+pymysql://{USER}:{password}@127.0.0.1:{port}/{name}?charset=utf8"
+
+
+def port_of(connection: str) -> int:
+    """The TCP port in a URL made by :func:`url` (the lab picks one at every start)."""
+    return int(connection.split("@", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
 
 
 def stop(workdir: Workdir) -> bool:

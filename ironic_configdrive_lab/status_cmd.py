@@ -11,6 +11,7 @@ from ironic_configdrive_lab import (
     disk,
     http,
     network,
+    nova_profile,
     objectstore,
     process,
 )
@@ -48,6 +49,11 @@ def status(workdir: Workdir) -> dict[str, Any]:
                     "uuid", "name", "provision_state", "power_state", "deploy_interface",
                     "driver", "management_interface", "last_error", "conductor")}
     result.update(conductor_cmd.status(workdir, state, node))
+    if state.get("with_nova"):
+        result["nova"] = {"processes": nova_profile.running(workdir),
+                          **{key: value for key, value in (state.get("nova") or {}).items()
+                             if key.endswith("_url") or key in ("flavor", "image",
+                                                                "clouds_yaml")}}
     return result
 
 

@@ -15,6 +15,7 @@ from ironic_configdrive_lab import (
     images,
     mariadb,
     network,
+    nova_profile,
     objectstore,
     ports,
     process,
@@ -27,13 +28,14 @@ from ironic_configdrive_lab.workdir import Workdir
 
 
 def up(workdir: Workdir, *, debug: bool, store: str = "swift",
-       conductors: int = 1) -> dict[str, Any]:
+       conductors: int = 1, with_nova: bool = False) -> dict[str, Any]:
     progress = Progress("up")
     lab_profile = Profile(conductors)
     workdir.create()
     state = workdir.load_state()
     if state.get("up") and state.get("store", "http") == store \
             and Profile.of(state) == lab_profile and _all_running(workdir, state) \
+            and bool(state.get("with_nova")) == with_nova \
             and Client(state["api_url"]).answers():
         conductor_cmd.start_stopped(workdir, progress.say)
         progress.say(f"already up: Ironic at {state['api_url']}, disk {state['disk']}, "
@@ -45,7 +47,8 @@ def up(workdir: Workdir, *, debug: bool, store: str = "swift",
                      "cleaning them up first")
         down(workdir, quiet=True)
     try:
-        return _up(workdir, progress, debug=debug, store=store, lab_profile=lab_profile)
+        return _up(workdir, progress, debug=debug, store=store, lab_profile=lab_profile,
+                   with_nova=with_nova)
     except BaseException:
         progress.say("failed: stopping what was started")
         down(workdir, quiet=True)
@@ -56,18 +59,20 @@ def _all_running(workdir: Workdir, state: dict[str, Any]) -> bool:
     if any(process.running_pid(workdir, name) is None
            for name in (*conductor_cmd.core_processes(state), http.NAME, bmc.NAME, POWER)):
         return False
+    if state.get("with_nova") and None in nova_profile.running(workdir).values():
+        return False
     return state.get("store") != "swift" or \
         len(objectstore.running(workdir)) == len(objectstore.swift.PROCESSES)
 
 
 def _stop_order(workdir: Workdir) -> list[str]:
     """Every process the lab may run, either profile, in stop order (the database last)."""
-    return [POWER, agent.NAME, *conductor_cmd.stop_order(workdir), bmc.NAME, http.NAME,
-            mariadb.NAME]
+    return [*nova_profile.running(workdir), POWER, agent.NAME,
+            *conductor_cmd.stop_order(workdir), bmc.NAME, http.NAME, mariadb.NAME]
 
 
 def _up(workdir: Workdir, progress: Progress, *, debug: bool, store: str,
-        lab_profile: Profile) -> dict[str, Any]:
+        lab_profile: Profile, with_nova: bool) -> dict[str, Any]:
     with progress.phase("disk"):
         disk.ensure_image(workdir)
         device = disk.attach(workdir)
@@ -99,23 +104,38 @@ def _up(workdir: Workdir, progress: Progress, *, debug: bool, store: str,
         workdir.update_state(redfish=driver_info)
         progress.say(f"Redfish emulator at {driver_info['redfish_address']}, system "
                      f"{driver_info['redfish_system_id']}")
+    nova_settings: dict[str, Any] = {}
+    extra: dict[str, dict[str, str]] = {}
+    workdir.update_state(with_nova=True if with_nova else None)
+    if with_nova:
+        with progress.phase("nova: database, bus, identity, images, placement"):
+            nova_settings = nova_profile.start_before_ironic(workdir, debug=debug,
+                                                             say=progress.say)
+            extra = nova_profile.ironic_sections(workdir, nova_settings)
     with progress.phase("ironic"):
         api_url = conductor_cmd.start_ironic(workdir, lab_profile, api_port=ports.free_port(),
                                              http_url=http_url, debug=debug,
-                                             configdrive=configdrive, say=progress.say)
+                                             configdrive=configdrive, say=progress.say,
+                                             extra=extra)
         workdir.update_state(api_url=api_url)
         progress.say(f"Ironic API at {api_url}")
     with progress.phase("agent config"):
         agent.write_shims(workdir)
         agent.write_conf(workdir, api_url=api_url, port=ports.free_port(), debug=debug)
     with progress.phase("enroll"):
-        node = _enroll(Client(api_url), workdir, driver_info)
+        node = _enroll(Client(api_url), workdir, driver_info,
+                       resource_class=nova_profile.RESOURCE_CLASS if with_nova else None)
         workdir.update_state(node_uuid=node["uuid"])
         progress.say(f"node {NODE_NAME} {node['uuid']}: {node['provision_state']}, deploy "
                      f"interface {node['deploy_interface']}")
     with progress.phase("power"):
         process.spawn(workdir, POWER, [sys.executable, "-m", "ironic_configdrive_lab.power",
                                        str(workdir.root)])
+    if with_nova:
+        with progress.phase("nova: compute services, flavor, image"):
+            nova_profile.start_after_enroll(workdir, nova_settings, ironic_url=api_url,
+                                            node_uuid=node["uuid"], image=image.path,
+                                            debug=debug, say=progress.say)
     state = workdir.update_state(up=True, image_url=image.url(http_url),
                                  image_sha256=image.sha256)
     progress.say("lab is up in " + f"{sum(progress.times.values()):.1f} s")
@@ -126,7 +146,9 @@ def _cli_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _enroll(client: Client, workdir: Workdir, driver_info: dict[str, Any]) -> dict[str, Any]:
+def _enroll(client: Client, workdir: Workdir, driver_info: dict[str, Any], *,
+            resource_class: str | None = None) -> dict[str, Any]:
+    """Create (once) and set up the node; ``resource_class``: what Nova schedules on."""
     node = client.node(NODE_NAME)
     if node is None:
         client.baremetal(
@@ -141,7 +163,8 @@ def _enroll(client: Client, workdir: Workdir, driver_info: dict[str, Any]) -> di
     # The emulator's port changes with every `up`: point the node at this one.
     client.baremetal("node", "set", NODE_NAME, *[
         arg for key, value in driver_info.items()
-        for arg in ("--driver-info", f"{key}={_cli_value(value)}")])
+        for arg in ("--driver-info", f"{key}={_cli_value(value)}")],
+        *(["--resource-class", resource_class] if resource_class else []))
     if not client.has_port(network.mac(workdir)):
         client.baremetal("port", "create", network.mac(workdir), "--node", node["uuid"])
     if node["provision_state"] in WAIT_STATES:
@@ -158,6 +181,12 @@ def _enroll(client: Client, workdir: Workdir, driver_info: dict[str, Any]) -> di
         client.baremetal("node", "set", NODE_NAME, "--automated-clean")
         node = client.node(NODE_NAME)
     assert node is not None
+    if resource_class and node.get("power_state") is None:
+        # Nova keeps a node of unknown power state reserved (never scheduled); the lab's
+        # fake power interface knows none until Ironic first sets one.
+        client.baremetal("node", "power", "off", NODE_NAME)
+        node = client.node(NODE_NAME)
+        assert node is not None
     return node
 
 
@@ -166,7 +195,9 @@ def down(workdir: Workdir, *, quiet: bool = False) -> dict[str, Any]:
     say = (lambda text: None) if quiet else progress.say
     # The power watcher first (it would start the agent again), then Ironic's processes
     # together (each takes seconds to shut down), then the rest; the database last.
-    stopped = [name for name in (POWER, agent.NAME) if process.stop(workdir, name)]
+    # Nova first: nova-compute acts on the node through Ironic.
+    stopped = nova_profile.stop(workdir)
+    stopped += [name for name in (POWER, agent.NAME) if process.stop(workdir, name)]
     stopped += process.stop_many(workdir, conductor_cmd.stop_order(workdir))
     stopped += process.stop_many(workdir, [bmc.NAME, http.NAME])
     bmc.forget_state(workdir)

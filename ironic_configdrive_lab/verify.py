@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ironic_configdrive.masking import scrub
-from ironic_configdrive_lab import bmc, disk, guest, images, objectstore
+from ironic_configdrive_lab import bmc, cloud_init, disk, guest, images, objectstore
 from ironic_configdrive_lab.profile import Profile
 from ironic_configdrive_lab.workdir import LabError, Workdir
 
@@ -133,6 +133,8 @@ def _verify_guest(state: dict[str, Any], root: Any, checks: list[str]) -> None:
     expected = state.get("expected_guest") or {}
     if not expected:
         return
+    if expected.get("cloud_init"):
+        _verify_cloud_init(expected["cloud_init"], root, checks)
     view = guest.glean_view(root)
     if expected.get("hostname") and view["hostname"] != expected["hostname"]:
         raise LabError(f"glean reads hostname {view['hostname']!r}, expected "
@@ -143,6 +145,23 @@ def _verify_guest(state: dict[str, Any], root: Any, checks: list[str]) -> None:
         raise LabError(f"glean does not find {len(missing)} expected SSH key(s)")
     checks.append(f"glean reads hostname {view['hostname']!r} and "
                   f"{len(view['keys'])} SSH key(s) from it")
+
+
+def _verify_cloud_init(expected: dict[str, Any], root: Path, checks: list[str]) -> None:
+    """Debian's cloud-init reads what Nova put in the drive (keys compared by digest)."""
+    found = cloud_init.read(root / "mnt" / "config")
+    for field in ("uuid", "hostname", "userdata_sha256"):
+        if found.get(field) != expected.get(field):
+            raise LabError(f"cloud-init reads {field} {found.get(field)!r}, expected "
+                           f"{expected.get(field)!r}")
+    keys = sorted(guest.key_digest(key) for key in found.get("keys") or [])
+    if keys != sorted(expected.get("keys") or []):
+        raise LabError(f"cloud-init reads {len(keys)} SSH key(s) that are not the expected "
+                       f"{len(expected.get('keys') or [])}")
+    checks.append(f"Debian's cloud-init reads instance uuid {found['uuid']}, hostname "
+                  f"{found['hostname']!r}, {len(keys)} SSH key(s) and the user data "
+                  f"(sha256 {str(found['userdata_sha256'])[:16]}...) from metadata version "
+                  f"{found['version']}")
 
 
 def _verify_stored(workdir: Workdir, state: dict[str, Any], stored: dict[str, Any],

@@ -62,6 +62,12 @@ OPTS = [
                help="Seconds to wait for the node to be available again after undeploy."),
     cfg.IntOpt("poll_interval", default=2, min=1,
                help="Seconds between node state polls."),
+    cfg.BoolOpt("nova", default=False,
+                help="Run the Nova variant: a server created through Nova with a config "
+                     "drive ([compute]flavor_ref, image_ref; no network) must land on 'node', "
+                     "whose drive is then checked like the Ironic scenario's, and deleting "
+                     "the server must clean it away. Uses tempest's admin credentials for "
+                     "Nova; the flavor must select only that node."),
 ]
 
 

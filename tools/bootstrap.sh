@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the demo and the tests need on a fresh Debian/Ubuntu machine:
 # the system packages named in bindep.txt (apt-get, as root) and a virtualenv in .venv
-# holding this project with all its extras (conductor, agent, lab, test, tempest).
+# holding this project with all its extras (conductor, agent, lab, test, tempest), and
+# .venv-nova holding what the lab's Nova profile runs (tools/requirements-nova.txt).
 # Safe to re-run: it only installs what is missing or changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +35,16 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[conductor,agent,lab,test,tempest]"
     echo "$want" > "$stamp"
+fi
+
+# The lab's Nova profile: Nova, placement, Glance, Keystone and the openstack CLI in a venv of
+# their own (their pins differ from Ironic's); the lab finds it at .venv-nova.
+nova_stamp=.venv-nova/.bootstrap-stamp
+nova_want=$(sha256sum tools/requirements-nova.txt | cut -d' ' -f1)
+if [ ! -x .venv-nova/bin/python ] || [ "$(cat "$nova_stamp" 2>/dev/null)" != "$nova_want" ]; then
+    log "creating .venv-nova and installing tools/requirements-nova.txt"
+    "$PYTHON" -m venv .venv-nova
+    .venv-nova/bin/python -m pip install -q --upgrade pip
+    .venv-nova/bin/python -m pip install -q -r tools/requirements-nova.txt
+    echo "$nova_want" > "$nova_stamp"
 fi

@@ -28,6 +28,22 @@ _SSH_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFrGq8Fyn7rjSyMztc4/9y0zDvG+k+4
             "tempest@ironic-configdrive")
 
 
+def baremetal_client(os_admin: Any) -> clients.BaremetalClient:
+    """The Bare Metal API as ``[ironic_configdrive]auth`` says (``os_admin``: keystone)."""
+    opts = CONF.ironic_configdrive
+    common = {
+        "disable_ssl_certificate_validation":
+            CONF.identity.disable_ssl_certificate_validation,
+        "ca_certs": CONF.identity.ca_certificates_file,
+        "trace_requests": CONF.debug.trace_requests,
+    }
+    if opts.auth == "noauth":
+        return clients.noauth_client(opts.endpoint, opts.api_microversion, **common)
+    return clients.BaremetalClient(
+        os_admin.auth_provider, opts.catalog_type, CONF.identity.region,
+        opts.api_microversion, endpoint_type=CONF.identity.v3_endpoint_type, **common)
+
+
 class ConfigDriveDeployTest(test.BaseTestCase):
     """One node, one deploy with a JSON config drive, one undeploy."""
 
@@ -53,21 +69,7 @@ class ConfigDriveDeployTest(test.BaseTestCase):
     @classmethod
     def setup_clients(cls) -> None:
         super().setup_clients()
-        opts = CONF.ironic_configdrive
-        common = {
-            "disable_ssl_certificate_validation":
-                CONF.identity.disable_ssl_certificate_validation,
-            "ca_certs": CONF.identity.ca_certificates_file,
-            "trace_requests": CONF.debug.trace_requests,
-        }
-        if opts.auth == "noauth":
-            cls.baremetal = clients.noauth_client(opts.endpoint, opts.api_microversion,
-                                                  **common)
-        else:
-            cls.baremetal = clients.BaremetalClient(
-                cls.os_admin.auth_provider, opts.catalog_type, CONF.identity.region,
-                opts.api_microversion, endpoint_type=CONF.identity.v3_endpoint_type,
-                **common)
+        cls.baremetal = baremetal_client(getattr(cls, "os_admin", None))
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -165,18 +167,26 @@ class ConfigDriveDeployTest(test.BaseTestCase):
 
     def _check_drive_on_disk(self, disk_image: str, stored: dict[str, Any],
                              instance_uuid: str, hostname: str) -> tuple[int, int]:
-        # Imported here: listing the tests must not need the image core's dependencies.
-        from ironic_configdrive.image import inspect as inspect_image
-        from ironic_configdrive_tempest import disk
+        span, found = check_drive_on_disk(self, disk_image, stored, instance_uuid)
+        self.assertEqual(hostname, found)
+        return span
 
-        part = disk.find_config_drive(disk_image)
-        size = int(stored["size"])
-        self.assertGreaterEqual(part.size, size, f"partition {part} smaller than the drive")
-        data = disk.read_at(disk_image, part.offset, size)
-        self.assertEqual(stored["sha256"], hashlib.sha256(data).hexdigest(),
-                         f"bytes of {part} differ from the stored drive")
-        report = inspect_image(data)
-        self.assertEqual([], report.problems)
-        self.assertEqual(instance_uuid, report.uuid)
-        self.assertEqual(hostname, report.hostname)
-        return part.offset, size
+
+def check_drive_on_disk(case: Any, disk_image: str, stored: dict[str, Any],
+                        instance_uuid: str) -> tuple[tuple[int, int], str]:
+    """The config-2 partition of ``disk_image`` holds the stored bytes, a drive without
+    problems for ``instance_uuid``; its span and the hostname in it."""
+    # Imported here: listing the tests must not need the image core's dependencies.
+    from ironic_configdrive.image import inspect as inspect_image
+    from ironic_configdrive_tempest import disk
+
+    part = disk.find_config_drive(disk_image)
+    size = int(stored["size"])
+    case.assertGreaterEqual(part.size, size, f"partition {part} smaller than the drive")
+    data = disk.read_at(disk_image, part.offset, size)
+    case.assertEqual(stored["sha256"], hashlib.sha256(data).hexdigest(),
+                     f"bytes of {part} differ from the stored drive")
+    report = inspect_image(data)
+    case.assertEqual([], report.problems)
+    case.assertEqual(instance_uuid, report.uuid)
+    return (part.offset, size), str(report.hostname)

@@ -1,0 +1,87 @@
+"""The tempest plugin's Nova variant, run by tempest itself against the lab's Nova profile
+(marker lab).
+
+Nova, Glance and Keystone are real (the lab's Nova profile); tempest logs in as the lab's
+Keystone admin (dynamic credentials) and creates a server with a config drive on the lab's
+flavor and image. The lab's Ironic stays noauth, reached through the plugin's
+``NoAuthProvider``; the node's disk is a file here, so the partition is checked byte for byte
+and, after the server's delete and automated cleaning, read back as zeros.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.functional.lab.test_nova import _require_nova
+from tests.functional.tempest.test_lab_scenario import _tempest_exe
+
+pytestmark = pytest.mark.lab
+
+SCENARIO = "ironic_configdrive_tempest.tests.scenario.test_nova_configdrive"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
+    _require_nova()
+    from ironic_configdrive_lab import cli, keystone, up_cmd
+    from ironic_configdrive_lab.workdir import Workdir
+
+    workdir = Workdir.at(tmp_path_factory.mktemp("tempest-nova"))
+    try:
+        assert cli.main(["up", "--with-nova", "--store", "http",
+                         "--workdir", str(workdir.root)]) == 0
+        state = workdir.load_state()
+        state["admin_password"] = keystone.admin_password(workdir)
+        yield workdir.disk, state
+    finally:
+        up_cmd.down(workdir)
+
+
+def test_nova_scenario_passes_against_lab(lab: tuple[Path, dict[str, Any]],
+                                          tmp_path: Path) -> None:
+    exe = _tempest_exe()
+    disk, state = lab
+    nova = state["nova"]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OS_")}
+    env["HOME"] = str(tmp_path)
+    workspace = tmp_path / "ws"
+    subprocess.run([exe, "init", str(workspace)], check=True, capture_output=True, env=env,
+                   timeout=120)
+    with open(workspace / "etc" / "tempest.conf", "a") as conf:
+        conf.write(
+            "\n[auth]\n"
+            "admin_username = admin\n"
+            f"admin_password = {state['admin_password']}\n"
+            "admin_project_name = admin\n"
+            "admin_domain_name = Default\n"
+            "\n[identity]\n"
+            f"uri_v3 = {nova['auth_url']}\n"
+            "auth_version = v3\n"
+            "region = RegionOne\n"
+            "\n[service_available]\n"
+            "nova = True\nglance = True\nneutron = False\ncinder = False\nswift = False\n"
+            "\n[compute]\n"
+            f"flavor_ref = {nova['flavor_id']}\n"
+            f"image_ref = {nova['image_id']}\n"
+            "\n[compute-feature-enabled]\n"
+            "config_drive = True\n"
+            "\n[validation]\n"
+            "run_validation = False\n"
+            "\n[ironic_configdrive]\n"
+            "nova = True\n"
+            "auth = noauth\n"
+            f"endpoint = {state['api_url']}\n"
+            "node = lab-node\n"
+            f"disk_image = {disk}\n"
+            "undeploy_timeout = 600\n")
+    result = subprocess.run([exe, "run", "--regex", SCENARIO], cwd=workspace, env=env,
+                            capture_output=True, text=True, timeout=1800)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert " - Passed: 1" in output and " - Failed: 0" in output, output[-3000:]
