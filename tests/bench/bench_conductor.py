@@ -24,11 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.figures import child_sample, spread
+
 TARGETS = {"typical": 4.0, "8 MiB user_data": 2.5}
 #: Calls per child: enough to take a stable median, few enough for 14 children per case.
 CALLS = {"typical": 25, "8 MiB user_data": 3}
@@ -55,6 +54,9 @@ if method == "ours":
                                  instance_info={})
     drive = lifecycle.DriveLifecycle.__new__(lifecycle.DriveLifecycle)
     drive.node = node
+    # a node whose network interface gives no network data (noop): nothing to repair
+    drive.task = types.SimpleNamespace(node=node, driver=types.SimpleNamespace(
+        network=types.SimpleNamespace(capabilities=[])))
     def path():
         src = drive._normalise(doc)
         common.encode("bench", node_uuid, src.image, common.GZIP, sealing.new_key())
@@ -77,19 +79,8 @@ print(json.dumps({"wall": statistics.median(walls), "peak_kib": after,
 
 
 def sample(method: str, case: str) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", CHILD, method, case, str(CALLS[case]),
-                           str(LARGE_USER_DATA)],
-                          capture_output=True, text=True, cwd=ROOT, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{method} / {case} failed:\n{done.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
-def spread(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
-    scaled = [v * scale for v in values]
-    return (f"{round(statistics.median(scaled), digits)} "
-            f"({round(min(scaled), digits)}-{round(max(scaled), digits)})")
+    return child_sample(CHILD, [method, case, str(CALLS[case]), str(LARGE_USER_DATA)],
+                        f"{method} / {case}")
 
 
 def gzip_levels(repeat: int) -> dict[str, dict[int, tuple[float, int]]]:

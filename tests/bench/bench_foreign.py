@@ -31,13 +31,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.figures import child_sample, spread
+
 MIB = 1024 * 1024
 NODE_UUID = "00000000-0000-0000-0000-000000000001"
 #: name: (builder, user_data bytes, format, calls per child)
@@ -63,6 +62,9 @@ if method == "old":
 drive = lifecycle.DriveLifecycle.__new__(lifecycle.DriveLifecycle)
 drive.node = types.SimpleNamespace(uuid=node_uuid, name="bench", driver_info={},
                                    instance_info={})
+# a node whose network interface gives no network data (noop): nothing to repair
+drive.task = types.SimpleNamespace(node=drive.node, driver=types.SimpleNamespace(
+    network=types.SimpleNamespace(capabilities=[])))
 with open(wire_path) as wire_file:
     wire = wire_file.read()
 def status(field):
@@ -125,19 +127,8 @@ def sdk_installed() -> bool:
 
 
 def sample(method: str, wire_path: Path, calls: int) -> dict[str, float]:
-    done = subprocess.run([sys.executable, "-c", CHILD, method, str(wire_path), str(calls),
-                           NODE_UUID],
-                          capture_output=True, text=True, cwd=ROOT, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{method} / {wire_path.name} failed:\n{done.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
-def spread(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
-    scaled = [v * scale for v in values]
-    return (f"{round(statistics.median(scaled), digits)} "
-            f"({round(min(scaled), digits)}-{round(max(scaled), digits)})")
+    return child_sample(CHILD, [method, str(wire_path), str(calls), NODE_UUID],
+                        f"{method} / {wire_path.name}")
 
 
 def run_case(wire_path: Path, calls: int, pairs: int) -> dict[str, object]:
