@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,20 +164,17 @@ def _install_db(workdir: Workdir, paths: Paths) -> None:
 
 
 def _wait_ready(workdir: Workdir, paths: Paths) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if running(workdir) is None:
-            raise LabError("mariadbd exited while starting:\n"
-                           + process.log_tail(workdir, NAME))
-        if paths.socket.exists():
-            try:
-                sql(workdir, "SELECT 1;\n")
-                return
-            except LabError:
-                pass
-        time.sleep(0.2)
-    raise LabError(f"MariaDB did not answer on {paths.socket} within {START_TIMEOUT:.0f} s; "
-                   f"see {workdir.log(NAME)}")
+    def answers() -> bool:
+        if not paths.socket.exists():
+            return False
+        try:
+            sql(workdir, "SELECT 1;\n")
+        except LabError:
+            return False
+        return True
+
+    process.wait_until_ready(workdir, NAME, answers, where=f"on {paths.socket}",
+                             timeout=START_TIMEOUT, interval=0.2)
 
 
 def _password(paths: Paths) -> str:

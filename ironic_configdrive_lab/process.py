@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ironic_configdrive_lab.workdir import LabError, Workdir
@@ -134,3 +134,18 @@ def log_tail(workdir: Workdir, name: str, lines: int = 15) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_until_ready(workdir: Workdir, name: str, ready: Callable[[], bool], *,
+                     where: str, timeout: float, interval: float) -> None:
+    """Poll ``ready`` until it is true; fail, with the log's tail, as soon as ``name`` exits,
+    or after ``timeout`` seconds naming ``where`` it did not answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running_pid(workdir, name) is None:
+            raise LabError(f"{name} exited while starting:\n" + log_tail(workdir, name))
+        if ready():
+            return
+        time.sleep(interval)
+    raise LabError(f"{name} did not answer {where} within {timeout:.0f} s; "
+                   f"see {workdir.log(name)}")

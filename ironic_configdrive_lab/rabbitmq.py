@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import time
 from pathlib import Path
 from typing import Final
 
@@ -90,16 +89,9 @@ def stop(workdir: Workdir) -> list[str]:
 def _wait_ready(workdir: Workdir, port: int) -> None:
     """The AMQP listener answers the protocol header (the port opens before the broker is
     ready to take logins, and a client connecting too early is refused)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.running_pid(workdir, NAME) is None:
-            raise LabError("rabbitmq-server exited while starting:\n"
-                           + process.log_tail(workdir, NAME))
-        if _speaks_amqp(port):
-            return
-        time.sleep(0.5)
-    raise LabError(f"RabbitMQ did not answer on 127.0.0.1:{port} within "
-                   f"{START_TIMEOUT:.0f} s; see {workdir.log(NAME)}")
+    process.wait_until_ready(workdir, NAME, lambda: _speaks_amqp(port),
+                             where=f"on {ports.LOOPBACK}:{port}", timeout=START_TIMEOUT,
+                             interval=0.5)
 
 
 def _speaks_amqp(port: int) -> bool:

@@ -12,13 +12,12 @@ placement and nova-api hand ``sys.argv`` to oslo.config, which refuses gunicorn'
 
 from __future__ import annotations
 
-import time
 from typing import Final
 
 import requests
 
 from ironic_configdrive_lab import nova_venv, ports, process
-from ironic_configdrive_lab.workdir import LabError, Workdir
+from ironic_configdrive_lab.workdir import Workdir
 
 START_TIMEOUT: Final = 120.0
 THREADS: Final = "4"
@@ -57,14 +56,12 @@ def start(workdir: Workdir, name: str, app: str, *, env: dict[str, str],
 def wait_http(workdir: Workdir, name: str, url: str,
               timeout: float = START_TIMEOUT) -> None:
     """Until ``url`` answers with any HTTP status (the app loaded); fail if ``name`` died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.running_pid(workdir, name) is None:
-            raise LabError(f"{name} exited while starting:\n" + process.log_tail(workdir, name))
+    def answers() -> bool:
         try:
             requests.get(url, timeout=30)
-            return
         except requests.RequestException:
-            time.sleep(0.3)
-    raise LabError(f"{name} did not answer at {url} within {timeout:.0f} s; see "
-                   f"{workdir.log(name)}")
+            return False
+        return True
+
+    process.wait_until_ready(workdir, name, answers, where=f"at {url}", timeout=timeout,
+                             interval=0.3)

@@ -85,6 +85,25 @@ def test_spawn_and_stop_by_pid_file(tmp_path: Path) -> None:
     assert process.stop(workdir, "sleeper") is False
 
 
+def test_wait_until_ready(tmp_path: Path) -> None:
+    workdir = Workdir.at(tmp_path)
+    workdir.create()
+    process.spawn(workdir, "sleeper", [sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        answers = iter([False, False, True])
+        process.wait_until_ready(workdir, "sleeper", lambda: next(answers), where="here",
+                                 timeout=30, interval=0.01)
+        with pytest.raises(LabError, match=r"sleeper did not answer here within 0 s"):
+            process.wait_until_ready(workdir, "sleeper", lambda: False, where="here",
+                                     timeout=0.05, interval=0.01)
+    finally:
+        process.stop(workdir, "sleeper")
+    process.spawn(workdir, "quitter", [sys.executable, "-c", "print('bad config')"])
+    with pytest.raises(LabError, match=r"quitter exited while starting:\nbad config"):
+        process.wait_until_ready(workdir, "quitter", lambda: False, where="here",
+                                 timeout=30, interval=0.05)
+
+
 def test_stale_pid_file_is_not_trusted(tmp_path: Path) -> None:
     workdir = Workdir.at(tmp_path)
     workdir.create()
