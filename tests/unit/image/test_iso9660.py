@@ -658,3 +658,22 @@ def test_reads_joliet_names() -> None:
 def test_reads_rock_ridge_names() -> None:
     image = _pycdlib_image(joliet=False, rock_ridge=True)
     assert iso9660.read_iso(image) == {"openstack/meta_data.json": b"{}"}
+
+
+def test_contents_are_let_go_when_the_image_is_written() -> None:
+    """The directory tree is a reference cycle: the writer must drop the file contents
+    itself, or each drive's user_data stays in memory until gc's next full collection."""
+    import gc
+    import tracemalloc
+
+    gc.disable()
+    tracemalloc.start()
+    try:
+        # the contents' only reference is the mapping handed to the writer
+        image = iso9660.write_iso({"openstack/latest/user_data": os.urandom(4 * 1024 * 1024),
+                                   "openstack/latest/meta_data.json": b"{}"})
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert held < len(image) + 256 * 1024, held
