@@ -11,6 +11,7 @@ the last frame are refused. Keys are 32 random bytes, one per stored drive, neve
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import struct
@@ -105,7 +106,12 @@ def iter_seal(data: bytes, key: bytes, chunk_size: int = CHUNK_SIZE) -> Iterator
 
 
 def seal(data: bytes, key: bytes, chunk_size: int = CHUNK_SIZE) -> bytes:
-    return b"".join(iter_seal(data, key, chunk_size))
+    """The sealed form of ``data`` in one piece, written as it is made (joining the pieces
+    would hold the output twice)."""
+    out = io.BytesIO()
+    for piece in iter_seal(data, key, chunk_size):
+        out.write(piece)
+    return out.getvalue()
 
 
 class Opener:
