@@ -39,10 +39,16 @@ def forms(secret: str) -> set[bytes]:
 def scan(root: Path, secrets: Mapping[str, str],
          patterns: Mapping[str, re.Pattern[bytes]] = PATTERNS) -> dict[str, list[str]]:
     """``{secret name: [files holding it]}`` for every secret or pattern found under ``root``."""
+    return scan_files(_files(root), secrets, patterns)
+
+
+def scan_files(paths: Iterable[Path], secrets: Mapping[str, str],
+               patterns: Mapping[str, re.Pattern[bytes]] = PATTERNS) -> dict[str, list[str]]:
+    """:func:`scan` over the given files only."""
     needles = {name: forms(value) for name, value in secrets.items()}
     overlap = max((len(f) for fs in needles.values() for f in fs), default=0) + 256
     hits: dict[str, list[str]] = {}
-    for path in _files(root):
+    for path in paths:
         for piece in _pieces(path, overlap) if not _is_gzip(path) else _gunzipped(path):
             for name, variants in needles.items():
                 if any(v in piece for v in variants):

@@ -6,6 +6,11 @@ any more, so the lab runs each under gunicorn (from the Nova venv): one worker, 
 gunicorn's control socket is disabled (it would be created outside the workdir). The
 application reads its configuration from the environment variables the caller passes.
 
+Keep-alive is off (every response closes its connection): gunicorn's threaded worker closes
+an idle kept-alive connection while a client may be sending its next request on it, and the
+client gets "Connection reset by peer" (benoitc/gunicorn#1698). It hit ``openstack server
+delete --wait`` polling nova-api in CI; on loopback a new connection per request costs nothing.
+
 gunicorn is driven through its Python API by :data:`LAUNCHER` rather than its command line:
 placement and nova-api hand ``sys.argv`` to oslo.config, which refuses gunicorn's options.
 """
@@ -31,7 +36,7 @@ sys.argv = [name]
 class Lab(BaseApplication):
     def load_config(self):
         for key, value in {"bind": bind, "workers": 1, "threads": int(threads),
-                           "timeout": int(timeout), "proc_name": name,
+                           "timeout": int(timeout), "keepalive": 0, "proc_name": name,
                            "control_socket_disable": True}.items():
             self.cfg.set(key, value)
     def load(self):

@@ -5,7 +5,9 @@ MariaDB and Nova 34 with the ironic driver in front of the lab's Ironic. Nova is
 the ``openstack`` CLI of the Nova venv, as a person types it; every check is on the real
 things (the node's loop disk read back, Debian's cloud-init, Swift listed, the HTTP roots).
 The scenarios run in order on one server: create, rebuild, delete; then a server whose drive
-the node's operator has set to virtual media.
+the node's operator has set to virtual media. After ``down``, the logs of the lab's Ironic, its
+agent and HTTP server are searched for the user data's secret and for temp URL signatures
+(Nova's own logs and databases are Nova's business: its database keeps user data by design).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 
 from ironic_configdrive_lab import (
     cli,
+    leaks,
     nova_cmd,
     nova_profile,
     nova_venv,
@@ -36,7 +39,8 @@ from tests.functional.lab.test_lab import _leftovers, _require_lab
 pytestmark = pytest.mark.lab
 
 SERVER = "nova-lab"
-USER_DATA = "#cloud-config\nwrite_files: [{path: /etc/lab, content: one}]\n"
+SECRET = "NOVA-UD-SECRET-4c19e7b2a8"
+USER_DATA = f"#cloud-config\nwrite_files: [{{path: /etc/lab, content: {SECRET}}}]\n"
 NEW_USER_DATA = "#cloud-config\nwrite_files: [{path: /etc/lab, content: two}]\n"
 #: What each phase took, printed at the end of the module (`pytest -s` or the -ra summary).
 TIMES: dict[str, float] = {}
@@ -69,6 +73,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workdir]:
             f"{name} {seconds:.1f} s" for name, seconds in TIMES.items()))
     assert _leftovers(workdir) == []
     assert [name for name, pid in nova_profile.running(workdir).items() if pid] == []
+    assert _leaks(workdir) == {}
+
+
+#: The logs of what this project runs in the lab (Ironic with our interfaces, the agent
+#: with our extension, the HTTP store's server), by name prefix.
+OUR_LOGS = ("ironic", "agent", "http")
+
+
+def _leaks(workdir: Workdir) -> dict[str, list[str]]:
+    ours = sorted(path for path in workdir.logs.glob("*.log") if path.name.startswith(OUR_LOGS))
+    assert ours, f"no logs of ours under {workdir.logs}"
+    return leaks.scan_files(ours, {"user data": SECRET})
 
 
 @pytest.fixture(scope="module")

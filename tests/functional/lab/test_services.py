@@ -1,4 +1,4 @@
-"""The lab's Swift and Redfish emulator, started here and stopped from another process by pid.
+"""The lab's Swift, Redfish emulator and WSGI server, started here and stopped by pid.
 
 That is how ``ironic-configdrive-lab up`` and ``down`` (separate processes) share them.
 """
@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from ironic_configdrive_lab import process, redfish, swift
+from ironic_configdrive_lab import nova_venv, process, redfish, swift, wsgi
+from ironic_configdrive_lab.workdir import Workdir
 from tests.conftest import skip_or_fail
 
 
@@ -72,3 +73,25 @@ def test_redfish_released_then_stopped_by_another_process(tmp_path: Path) -> Non
     finally:
         emulator.stop()
         redfish.stop_recorded(pid_file)
+
+
+@pytest.mark.lab
+def test_wsgi_server_closes_every_connection(tmp_path: Path) -> None:
+    """gunicorn's threaded worker resets a kept-alive connection it closes while the client
+    reuses it (what broke ``openstack server delete --wait`` in CI): the lab's WSGI server
+    answers each request with ``Connection: close`` and serves the next on a new one."""
+    if nova_venv.missing():
+        skip_or_fail("the Nova venv lacks " + ", ".join(nova_venv.missing()) +
+                     " (tools/bootstrap.sh)")
+    workdir = Workdir.at(tmp_path)
+    workdir.create()
+    url = wsgi.start(workdir, "demo", "wsgiref.simple_server:demo_app", env={})
+    try:
+        with requests.Session() as session:
+            for _ in range(3):
+                response = session.get(url, timeout=30)
+                assert response.status_code == 200
+                assert response.headers["Connection"].lower() == "close"
+    finally:
+        process.stop(workdir, "demo")
+    assert process.running_pid(workdir, "demo") is None

@@ -42,3 +42,11 @@ def test_secret_across_a_piece_boundary(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(leaks, "_PIECE", 64)
     (tmp_path / "big").write_bytes(b"a" * 60 + SECRET.encode() + b"b" * 200)
     assert leaks.scan(tmp_path, {"pw": SECRET}) == {"pw": [str(tmp_path / "big")]}
+
+
+def test_scan_files_searches_only_the_files_given(tmp_path: Path) -> None:
+    (tmp_path / "ours.log").write_text(f"user_data: {SECRET}\n")
+    (tmp_path / "theirs.log").write_text(f"user_data: {SECRET}\n")
+    (tmp_path / "clean.log").write_text("user_data: ***\n")
+    assert leaks.scan_files([tmp_path / "ours.log", tmp_path / "clean.log"],
+                            {"pw": SECRET}) == {"pw": [str(tmp_path / "ours.log")]}
