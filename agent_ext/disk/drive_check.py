@@ -14,7 +14,9 @@ descriptors, every directory, and the JSON documents; user_data and embedded fil
 are. ISO9660 directories are walked here (Rock Ridge names, else Joliet, else ISO9660, as
 Linux mounts them) rather than through pycdlib, which parses every record of every tree and
 reads whole files. A FAT image is checked on one in-memory copy (at most the 64 MiB cap) with
-the image core's FAT parser; only this project's rebuild and vfat requests produce one.
+the image core's lazy FAT tree, the one validate reads (every cluster chain checked against
+its file's size, contents read only when a rule looks them up); only this project's rebuild
+and vfat requests produce one.
 """
 
 from __future__ import annotations
@@ -30,8 +32,7 @@ from ironic_configdrive.image.errors import ConfigDriveError, InvalidMediaError
 
 # The rules of inspect/validate themselves (not copies), applied to a lazily read tree.
 from ironic_configdrive.image.inspect import Report, check_label, check_tree
-from ironic_configdrive.image.vfat import directory as fat_directory
-from ironic_configdrive.image.vfat import volume as fat_volume
+from ironic_configdrive.image.vfat.reader import FatFiles
 
 #: Problems quoted in the error; the rest are counted (``validate`` lists them all).
 MAX_QUOTED: Final = 3
@@ -276,54 +277,6 @@ class _LazyFiles(Mapping[str, bytes]):
 
 # -- FAT -------------------------------------------------------------------------------------
 
-class _FatFiles(Mapping[str, bytes]):
-    """A FAT image's tree (the image core's parser, the walk of its reader); lazy contents."""
-
-    def __init__(self, image: bytes) -> None:
-        self.volume = fat_volume.parse_volume(image)
-        fat32 = self.volume.fat_bits == 32
-        self.nodes: dict[str, tuple[int, int]] = {}
-        seen: set[int] = set()
-        pending: list[tuple[str, bytes]] = [("", self.volume.root_table())]
-        total = 0
-        limit = self.volume.clusters * self.volume.cluster_bytes
-        while pending:
-            prefix, table = pending.pop()
-            where = f"directory /{prefix}" if prefix else "root directory"
-            entries, _ = fat_directory.parse_dir(table, fat32, where)
-            for entry in entries:
-                path = prefix + entry.name
-                if path in self.nodes:
-                    raise fat_volume.bad(f"{where} lists {entry.name!r} twice")
-                if entry.is_dir:
-                    if entry.cluster in seen or (fat32 and entry.cluster == self.volume
-                                                 .root_cluster):
-                        raise fat_volume.bad(f"directory /{path} loops back to a directory "
-                                             "already read")
-                    seen.add(entry.cluster)
-                    sub = self.volume.read_chain(entry.cluster, f"/{path}")
-                    total += len(sub)
-                    pending.append((path + "/", sub))
-                else:
-                    total += entry.size
-                    if entry.size:      # a broken chain is refused even where nobody reads
-                        self.volume.chain(entry.cluster, f"/{path}")
-                    self.nodes[path] = (entry.cluster, entry.size)
-                if total > limit:
-                    raise fat_volume.bad(f"entries up to /{path} add up to {total} bytes, more "
-                                         "than the data area holds: cross-linked clusters")
-
-    def __getitem__(self, path: str) -> bytes:
-        cluster, size = self.nodes[path]
-        return self.volume.read_chain(cluster, f"/{path}", size) if size else b""
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.nodes)
-
-    def __len__(self) -> int:
-        return len(self.nodes)
-
-
 # -- the check -------------------------------------------------------------------------------
 
 def problems(image: bytes | Source) -> list[str]:
@@ -346,7 +299,7 @@ def problems(image: bytes | Source) -> list[str]:
         else:
             image_bytes = source.read(0, source.size)
             check_label(image_bytes, fmt, report)
-            files = _FatFiles(image_bytes)
+            files = FatFiles(image_bytes)
         check_tree(files, report)
     except ConfigDriveError as exc:
         report.problems.append(exc.message)

@@ -157,3 +157,23 @@ def test_random_iso_damage_never_refused_where_validate_accepts() -> None:
     assert all("little-endian but" in p or "beyond the end of the volume" in p
                for p in refused_only_here), refused_only_here
     assert refused >= 30    # the walk does notice damage on its way (42 of these 300)
+
+
+def test_a_chain_too_short_for_its_size_is_refused_where_nobody_reads_the_file() -> None:
+    """validate refuses a FAT file whose cluster chain cannot hold its size even when no
+    rule reads it (user_data, an embedded file); so does the agent's check."""
+    import struct
+
+    from ironic_configdrive.image import formats, read_tree, write_tree
+    from tests.unit.image.test_vfat import Boot, patched, short_entry
+
+    files = {**read_tree(bad_drives.good_iso()), "A": b"a" * 5000}
+    image = write_tree(files, fmt=formats.VFAT)
+    assert drive_check.problems(image) == [] and validate(image) == []
+    offset, entry = short_entry(image, b"A          ")
+    cluster = Boot(image).spc * Boot(image).sector_size
+    # one byte more than its clusters hold (the data area has room for it: no cross-link)
+    grown = patched(image, offset + 28, struct.pack("<I", -(-5000 // cluster) * cluster + 1))
+    assert validate(grown) != []
+    assert any("/A: " in problem and "chain has" in problem
+               for problem in drive_check.problems(grown)), drive_check.problems(grown)
