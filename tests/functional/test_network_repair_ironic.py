@@ -33,7 +33,7 @@ from oslo_utils import uuidutils
 
 from ironic_configdrive import deploy, image
 from ironic_configdrive.image import formats, iso9660, layout
-from tests.fixtures import http
+from tests.fixtures import http, nova_drive
 from tests.functional.test_deploy_ironic import INSTANCE_INFO, DeployInsideIronicBase
 
 SECRET = "SECRET-userdata-2e5f1a"
@@ -42,7 +42,7 @@ MAC_PORT, MAC_M1, MAC_M2, MAC_BOND = ("52:54:00:aa:00:01", "52:54:00:aa:00:02",
 DNS = {"type": "dns", "address": "10.0.0.2"}
 
 
-def nova_drive(node_uuid: str) -> str:
+def nova_shaped_drive(node_uuid: str) -> str:
     """gzip+base64 of an ISO shaped as Nova 34 writes it: every version up to 2025-04-04 and
     latest, network_data ``{}``, a fresh random_seed in each version from 2013-04-04."""
     meta = {"uuid": node_uuid, "name": "vm-1", "hostname": "vm-1", "project_id": "p1",
@@ -153,7 +153,7 @@ class TestNetworkRepairInsideIronic(DeployInsideIronicBase):
     def test_nova_drive_is_repaired_in_every_version_without_mkisofs(self) -> None:
         self.assertIn("metadata", flat.FlatNetwork.capabilities)  # upstream's check applies
         node = self._flat_node()
-        self._start_deploy(node, nova_drive(node.uuid))
+        self._start_deploy(node, nova_shaped_drive(node.uuid))
         self.upstream_check.assert_not_called()
         files = self._agent_writes(node)
 
@@ -188,6 +188,35 @@ class TestNetworkRepairInsideIronic(DeployInsideIronicBase):
         self.executed.assert_not_called()
         self.popened.assert_not_called()
         self.assertNotIn(SECRET, self.logs.output)
+        self.assertIn("rebuilt from its ports (4 links) in every version directory",
+                      self.logs.output)
+
+    def test_the_drive_nova_built_in_the_lab_is_repaired_in_every_version(self) -> None:
+        """The bytes Nova 34 sent in the lab (its metadata, its genisoimage; see
+        ``tests/fixtures/nova_drive.py``), not a drive shaped after them."""
+        node = self._flat_node()
+        given = image.read_tree(image.unpack(nova_drive.recorded()))
+        network_files = sorted(p for p in given if p.endswith("/network_data.json"))
+        self.assertIn("openstack/latest/network_data.json", network_files)
+        self.assertEqual([{}], [json.loads(d) for d in {given[p] for p in network_files}])
+        self._start_deploy(node, nova_drive.recorded())
+        self.upstream_check.assert_not_called()
+        files = self._agent_writes(node)
+
+        self.assertEqual(sorted(given), sorted(files))
+        repaired = [json.loads(files[path]) for path in network_files]
+        self.assertEqual(4, len(repaired[0]["links"]))
+        self.assertEqual([repaired[0]] * len(network_files), repaired)
+        self.assertEqual({}, {path: len(files[path]) for path in given
+                              if path not in network_files and files[path] != given[path]})
+        self.assertEqual(formats.ISO9660, formats.detect_format(self.agent.disk or b""))
+        self.assertEqual([], image.validate(self.agent.disk or b""))
+        self.executed.assert_not_called()
+        self.popened.assert_not_called()
+        user_data = given["openstack/latest/user_data"].decode()
+        admin_pass = json.loads(given["openstack/latest/meta_data.json"])["admin_pass"]
+        self.assertNotIn(user_data.strip(), self.logs.output)
+        self.assertNotIn(admin_pass, self.logs.output)
         self.assertIn("rebuilt from its ports (4 links) in every version directory",
                       self.logs.output)
 
@@ -230,7 +259,7 @@ class TestNetworkRepairInsideIronic(DeployInsideIronicBase):
         node = self._flat_node()
         given = {"links": [{"id": "eth0", "type": "phy", "ethernet_mac_address": MAC_PORT,
                             "mtu": 1500}], "networks": [], "services": [DNS]}
-        tree = image.read_tree(image.unpack(nova_drive(node.uuid)))
+        tree = image.read_tree(image.unpack(nova_shaped_drive(node.uuid)))
         tree["openstack/latest/network_data.json"] = json.dumps(given).encode()
         self._start_deploy(node, image.pack(image.write_tree(tree)))
         files = self._agent_writes(node)
@@ -242,7 +271,7 @@ class TestNetworkRepairInsideIronic(DeployInsideIronicBase):
     def test_repair_can_be_turned_off(self) -> None:
         self.config(repair_network_data=False, group="configdrive")
         node = self._flat_node()
-        self._start_deploy(node, nova_drive(node.uuid))
+        self._start_deploy(node, nova_shaped_drive(node.uuid))
         files = self._agent_writes(node)
         self.assertEqual({}, json.loads(files["openstack/latest/network_data.json"]))
         self.upstream_check.assert_not_called()
@@ -251,7 +280,7 @@ class TestNetworkRepairInsideIronic(DeployInsideIronicBase):
     def test_neutron_failure_keeps_the_drive_and_says_why(self) -> None:
         self.neutron.objects.pop("/v2.0/ports/vif-port")
         node = self._flat_node()
-        self._start_deploy(node, nova_drive(node.uuid))
+        self._start_deploy(node, nova_shaped_drive(node.uuid))
         files = self._agent_writes(node)
         self.assertEqual({}, json.loads(files["openstack/latest/network_data.json"]))
         self.assertIn(f"Config drive of node {node.uuid} keeps its invalid network data",

@@ -5,14 +5,18 @@ MariaDB and Nova 34 with the ironic driver in front of the lab's Ironic. Nova is
 the ``openstack`` CLI of the Nova venv, as a person types it; every check is on the real
 things (the node's loop disk read back, Debian's cloud-init, Swift listed, the HTTP roots).
 The scenarios run in order on one server: create, rebuild, delete; then a server whose drive
-the node's operator has set to virtual media. After ``down``, the logs of the lab's Ironic, its
-agent and HTTP server are searched for the user data's secret and for temp URL signatures
-(Nova's own logs and databases are Nova's business: its database keeps user data by design).
+the node's operator has set to virtual media. The drive Nova built is compared with the one
+Ironic's functional tests deploy (``tests/fixtures/nova_drive.py``). After ``down``, the logs
+of the lab's Ironic, its agent and HTTP server are searched for the user data's secret, the
+admin_pass Nova put in the drive and temp URL signatures (Nova's own logs and databases are
+Nova's business: its database keeps user data by design).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,8 +24,10 @@ from pathlib import Path
 
 import pytest
 
+from ironic_configdrive import image
 from ironic_configdrive_lab import (
     cli,
+    disk,
     leaks,
     nova_cmd,
     nova_profile,
@@ -34,12 +40,15 @@ from ironic_configdrive_lab import (
 )
 from ironic_configdrive_lab.workdir import Workdir
 from tests.conftest import skip_or_fail
+from tests.fixtures import nova_drive
 from tests.functional.lab.test_lab import _leftovers, _require_lab
 
 pytestmark = pytest.mark.lab
 
 SERVER = "nova-lab"
 SECRET = "NOVA-UD-SECRET-4c19e7b2a8"
+#: Searched for in our logs after ``down``: the user data's, and what Nova put in the drive.
+SECRETS: dict[str, str] = {"user data": SECRET}
 USER_DATA = f"#cloud-config\nwrite_files: [{{path: /etc/lab, content: {SECRET}}}]\n"
 NEW_USER_DATA = "#cloud-config\nwrite_files: [{path: /etc/lab, content: two}]\n"
 #: What each phase took, printed at the end of the module (`pytest -s` or the -ra summary).
@@ -84,7 +93,7 @@ OUR_LOGS = ("ironic", "agent", "http")
 def _leaks(workdir: Workdir) -> dict[str, list[str]]:
     ours = sorted(path for path in workdir.logs.glob("*.log") if path.name.startswith(OUR_LOGS))
     assert ours, f"no logs of ours under {workdir.logs}"
-    return leaks.scan_files(ours, {"user data": SECRET})
+    return leaks.scan_files(ours, SECRETS)
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +152,16 @@ def test_server_create_with_a_config_drive(lab: Workdir, key: str) -> None:
     assert stored["store"] == "swift" and stored["sealed"] is True
     assert objectstore.list_objects(lab.load_state()["swift"]) == [
         stored["location"].split("/", 1)[1]]
+    # Ironic's functional tests deploy a drive Nova built here: it must still be Nova's shape.
+    start, size = result["range"]
+    built = nova_drive.iso_of_partition(disk.read_range(lab.load_state()["disk"], start, size))
+    meta_data = image.read_tree(built)["openstack/latest/meta_data.json"]
+    SECRETS["admin_pass Nova generated"] = json.loads(meta_data)["admin_pass"]
+    if os.environ.get(nova_drive.RECORD_VAR) == "1":
+        nova_drive.record(built)
+    assert nova_drive.shape(built) == nova_drive.shape(nova_drive.recorded()), (
+        f"Nova's drive no longer has the files of {nova_drive.PATH}; record it again with "
+        f"{nova_drive.RECORD_VAR}=1 and check what changed")
 
 
 def test_server_rebuild_with_new_user_data(lab: Workdir, key: str) -> None:
