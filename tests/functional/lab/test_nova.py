@@ -111,7 +111,8 @@ def _cloud_init_line(checks: list[str]) -> str:
     return line
 
 
-def test_env_prints_what_the_openstack_cli_needs(lab: Workdir, capsys) -> None:
+def test_env_prints_what_the_openstack_cli_needs(
+        lab: Workdir, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["env", "--workdir", str(lab.root)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert f"export OS_CLIENT_CONFIG_FILE={lab.root / 'clouds.yaml'}" in lines

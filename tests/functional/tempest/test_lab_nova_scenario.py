@@ -10,8 +10,6 @@ and, after the server's delete and automated cleaning, read back as zeros.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from ironic_configdrive_lab import cli, keystone, nova, nova_cmd, up_cmd, verify
 from ironic_configdrive_lab.workdir import Workdir
 from tests.functional.lab.test_nova import _require_nova
-from tests.functional.tempest.test_lab_scenario import _tempest_exe
+from tests.functional.tempest.test_lab_scenario import run_tempest
 
 pytestmark = pytest.mark.lab
 
@@ -51,46 +49,34 @@ def lab(workdir: Workdir) -> tuple[Path, dict[str, Any]]:
 
 def test_nova_scenario_passes_against_lab(lab: tuple[Path, dict[str, Any]],
                                           tmp_path: Path) -> None:
-    exe = _tempest_exe()
     disk, state = lab
     nova = state["nova"]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OS_")}
-    env["HOME"] = str(tmp_path)
-    workspace = tmp_path / "ws"
-    subprocess.run([exe, "init", str(workspace)], check=True, capture_output=True, env=env,
-                   timeout=120)
-    with open(workspace / "etc" / "tempest.conf", "a") as conf:
-        conf.write(
-            "\n[auth]\n"
-            "admin_username = admin\n"
-            f"admin_password = {state['admin_password']}\n"
-            "admin_project_name = admin\n"
-            "admin_domain_name = Default\n"
-            "\n[identity]\n"
-            f"uri_v3 = {nova['auth_url']}\n"
-            "auth_version = v3\n"
-            "region = RegionOne\n"
-            "\n[service_available]\n"
-            "nova = True\nglance = True\nneutron = False\ncinder = False\nswift = False\n"
-            "\n[compute]\n"
-            f"flavor_ref = {nova['flavor_id']}\n"
-            f"image_ref = {nova['image_id']}\n"
-            "\n[compute-feature-enabled]\n"
-            "config_drive = True\n"
-            "\n[validation]\n"
-            "run_validation = False\n"
-            "\n[ironic_configdrive]\n"
-            "nova = True\n"
-            "auth = noauth\n"
-            f"endpoint = {state['api_url']}\n"
-            "node = lab-node\n"
-            f"disk_image = {disk}\n"
-            "undeploy_timeout = 600\n")
-    result = subprocess.run([exe, "run", "--regex", SCENARIO], cwd=workspace, env=env,
-                            capture_output=True, text=True, timeout=1800)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    assert " - Passed: 1" in output and " - Failed: 0" in output, output[-3000:]
+    run_tempest(tmp_path, (
+        "\n[auth]\n"
+        "admin_username = admin\n"
+        f"admin_password = {state['admin_password']}\n"
+        "admin_project_name = admin\n"
+        "admin_domain_name = Default\n"
+        "\n[identity]\n"
+        f"uri_v3 = {nova['auth_url']}\n"
+        "auth_version = v3\n"
+        "region = RegionOne\n"
+        "\n[service_available]\n"
+        "nova = True\nglance = True\nneutron = False\ncinder = False\nswift = False\n"
+        "\n[compute]\n"
+        f"flavor_ref = {nova['flavor_id']}\n"
+        f"image_ref = {nova['image_id']}\n"
+        "\n[compute-feature-enabled]\n"
+        "config_drive = True\n"
+        "\n[validation]\n"
+        "run_validation = False\n"
+        "\n[ironic_configdrive]\n"
+        "nova = True\n"
+        "auth = noauth\n"
+        f"endpoint = {state['api_url']}\n"
+        "node = lab-node\n"
+        f"disk_image = {disk}\n"
+        "undeploy_timeout = 600\n"), SCENARIO)
 
 
 def test_virtual_media_on_the_http_store_through_nova(workdir: Workdir) -> None:
