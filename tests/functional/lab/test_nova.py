@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from agent_ext.disk import superblock
 from ironic_configdrive import image
+from ironic_configdrive.image import formats
 from ironic_configdrive_lab import (
     cli,
     disk,
@@ -155,7 +157,10 @@ def test_server_create_with_a_config_drive(lab: Workdir, key: str) -> None:
         stored["location"].split("/", 1)[1]]
     # Ironic's functional tests deploy a drive Nova built here: it must still be Nova's shape.
     start, size = result["range"]
-    built = nova_drive.iso_of_partition(disk.read_range(lab.load_state()["disk"], start, size))
+    partition = disk.read_range(lab.load_state()["disk"], start, size)
+    found = superblock.probe(partition[:formats.SNIFF_SIZE])
+    assert found is not None and found.format == formats.ISO9660
+    built = partition[:found.size]
     meta_data = image.read_tree(built)["openstack/latest/meta_data.json"]
     SECRETS["admin_pass Nova generated"] = json.loads(meta_data)["admin_pass"]
     if os.environ.get(nova_drive.RECORD_VAR) == "1":

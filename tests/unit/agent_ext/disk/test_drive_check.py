@@ -6,14 +6,16 @@ import io
 import itertools
 import os
 import random
+import struct
 
 import pycdlib
 import pytest
 
 from agent_ext.disk import DriveWriter, Target, drive_check
 from agent_ext.errors import NotAConfigDriveError
-from ironic_configdrive.image import validate
+from ironic_configdrive.image import formats, read_tree, validate, write_tree
 from tests.fixtures import bad_drives
+from tests.unit.image.test_vfat import Boot, patched, short_entry
 
 MIB = 1024 * 1024
 
@@ -162,11 +164,6 @@ def test_random_iso_damage_never_refused_where_validate_accepts() -> None:
 def test_a_chain_too_short_for_its_size_is_refused_where_nobody_reads_the_file() -> None:
     """validate refuses a FAT file whose cluster chain cannot hold its size even when no
     rule reads it (user_data, an embedded file); so does the agent's check."""
-    import struct
-
-    from ironic_configdrive.image import formats, read_tree, write_tree
-    from tests.unit.image.test_vfat import Boot, patched, short_entry
-
     files = {**read_tree(bad_drives.good_iso()), "A": b"a" * 5000}
     image = write_tree(files, fmt=formats.VFAT)
     assert drive_check.problems(image) == [] and validate(image) == []
