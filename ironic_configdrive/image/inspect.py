@@ -72,8 +72,13 @@ _DOCUMENTS: Final = {"network_data.json": "network_data", "vendor_data.json": "v
 
 def _load_json(files: Mapping[str, bytes], path: str, field: str, report: Report) -> Any:
     """A JSON object read from the image (its problems reported), or None if there is none."""
+    text = files[path]
+    problem = rules.document_size_problem(len(text), field)
+    if problem is not None:
+        report.problems.append(f"{path}: {problem}")
+        return None
     try:
-        data = rules.loads(files[path], field)
+        data = rules.loads(text, field)
     except JSONDepthError as exc:
         report.problems.append(f"{path}: {exc.message}")
         return None

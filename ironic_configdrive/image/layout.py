@@ -121,6 +121,13 @@ def _json_bytes(value: Any, what: str) -> bytes:
                                    f"({type(exc).__name__})") from None
 
 
+def _document_bytes(value: Any, what: str) -> bytes:
+    """A metadata document's bytes, refused when a reader could not afford to parse them."""
+    data = _json_bytes(value, what)
+    _refuse(rules.document_size_problem(len(data), what))
+    return data
+
+
 def _user_data_bytes(user_data: Any) -> bytes | None:
     if user_data is None:
         return None
@@ -360,11 +367,11 @@ def build_tree(configdrive: Mapping[str, Any], *, node_uuid: str | None = None,
         if ec2_user_data is not None:
             tree[f"{base}/user-data"] = ec2_user_data
 
-    meta_json = _json_bytes(meta_data, "meta_data")
-    network_json = _json_bytes(network_data, "network_data")
+    meta_json = _document_bytes(meta_data, "meta_data")
+    network_json = _document_bytes(network_data, "network_data")
     # Ironic's vendor_data is dynamic vendor data (vendor_data2.json); the static file stays {}.
     vendor_json = _json_bytes({}, "vendor_data")
-    vendor2_json = _json_bytes(vendor_data, "vendor_data")
+    vendor2_json = _document_bytes(vendor_data, "vendor_data")
     # Versions showing the same meta_data share one bytes object (written once on ISO9660).
     meta_by_view: dict[bytes, bytes] = {meta_json: meta_json}
     for version in (*OPENSTACK_VERSIONS, LATEST):
@@ -396,7 +403,7 @@ def network_data_files(paths: Iterable[str],
     _refuse(rules.json_problem(network_data, "network_data"))
     for problem in rules.network_data_problems(dict(network_data)):
         _refuse(problem)
-    data = _json_bytes(network_data, "network_data")
+    data = _document_bytes(network_data, "network_data")
     return {path: data for path in paths
             if path.startswith("openstack/") and path.count("/") == 2
             and path.endswith("/network_data.json")}

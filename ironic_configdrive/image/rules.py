@@ -38,6 +38,12 @@ from .errors import JSONDepthError
 MAX_JSON_DEPTH: Final = 64
 #: The config drive document ``{meta_data, user_data, network_data, vendor_data}`` as a whole.
 MAX_DRIVE_JSON_DEPTH: Final = MAX_JSON_DEPTH + 1
+#: The largest metadata document (``meta_data``, ``network_data``, ``vendor_data`` and the
+#: ``*.json`` files read back from an image; not ``user_data``, which nobody parses here).
+#: Every reader parses a document whole, and Python's JSON objects take up to 22 times the
+#: text (60 MiB of ``[{},...]`` took 1.3 GB on a conductor or in an agent ramdisk); Nova's
+#: documents are kilobytes, network data for a thousand VLANs about half a megabyte.
+MAX_JSON_DOCUMENT_BYTES: Final = 4 * 1024 * 1024
 #: Linux's PATH_MAX: the longest ``files[].path`` a guest can create.
 MAX_GUEST_PATH_BYTES: Final = 4096
 #: Where embedded files live, relative to ``openstack/``; Nova names them ``/content/NNNN``.
@@ -117,6 +123,15 @@ def child(field: str, key: Any) -> str:
 def _cut(field: str) -> str:
     """A field name short enough for one line (deep paths repeat "[0]" for ever)."""
     return field if len(field) <= _FIELD_CHARS else field[:_FIELD_CHARS] + "..."
+
+
+def document_size_problem(size: int, field: str) -> Problem | None:
+    """A metadata document larger than :data:`MAX_JSON_DOCUMENT_BYTES`."""
+    if size <= MAX_JSON_DOCUMENT_BYTES:
+        return None
+    return Problem(field, f"is {size} bytes of JSON, more than the "
+                          f"{MAX_JSON_DOCUMENT_BYTES // (1024 * 1024)} MiB a metadata document "
+                          f"may be (every reader parses it whole); make it smaller")
 
 
 def text_problem(text: str, field: str) -> Problem | None:

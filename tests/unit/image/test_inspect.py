@@ -10,6 +10,7 @@ from ironic_configdrive.image import (
     iso9660,
     layout,
     pack,
+    rules,
     validate,
 )
 from tests.fixtures.memory import one_copy, traced_peak
@@ -216,3 +217,24 @@ def test_an_encoded_drive_is_decoded_into_one_copy(big_drive):
     assert report.valid and report.encoding == "base64+gzip"
     assert peak < one_copy(len(big_drive)), (peak, len(big_drive))
 
+
+
+def test_a_json_document_over_the_cap_is_a_problem_and_not_parsed(monkeypatch):
+    cap = rules.MAX_JSON_DOCUMENT_BYTES
+    meta = json.dumps({"uuid": UUID}).encode()
+    at_cap = b'{"a": "' + b"x" * (cap - 9) + b'"}'
+    parsed = []
+    real = rules.loads
+    monkeypatch.setattr(rules, "loads", lambda text, field, *a: parsed.append(len(text))
+                        or real(text, field, *a))
+    files = tree(**{"openstack/latest/meta_data.json": meta,
+                    "openstack/latest/vendor_data2.json": at_cap})
+    assert validate(iso9660.write_iso(files)) == []
+    assert cap in parsed
+    parsed.clear()
+    files["openstack/latest/vendor_data2.json"] = b" " + at_cap
+    assert validate(iso9660.write_iso(files)) == [
+        f"openstack/latest/vendor_data2.json: vendor_data is {cap + 1} bytes of JSON, more "
+        "than the 4 MiB a metadata document may be (every reader parses it whole); make it "
+        "smaller"]
+    assert cap + 1 not in parsed

@@ -221,3 +221,29 @@ def test_json_problem_is_iterative_and_ends_on_cycles() -> None:
     problem = rules.json_problem(cycle, "meta_data")
     assert problem is not None and "deeper than 64" in problem.reason
     assert len(problem.field) < 100
+
+
+def _blob(size: int) -> dict[str, str]:
+    """A JSON object whose serialisation is ``size`` bytes."""
+    return {"blob": "x" * (size - len(json.dumps({"blob": ""})))}
+
+
+@pytest.mark.parametrize("key", ["meta_data", "network_data", "vendor_data"])
+def test_a_metadata_document_over_the_cap_is_refused(key: str) -> None:
+    cap = rules.MAX_JSON_DOCUMENT_BYTES
+    document = _blob(cap + 1)
+    if key == "network_data":
+        document = {"links": [], "networks": [], "services": [], **document}
+    with pytest.raises(InvalidInputError) as exc:
+        build_image({key: document}, node_uuid=UUID)
+    assert f"{key} is " in exc.value.message
+    assert "more than the 4 MiB a metadata document may be" in exc.value.message
+
+
+def test_documents_at_the_cap_build_and_user_data_is_not_capped() -> None:
+    cap = rules.MAX_JSON_DOCUMENT_BYTES
+    image = build_image({"vendor_data": _blob(cap), "user_data": _blob(2 * cap)},
+                        node_uuid=UUID)
+    assert validate(image) == []
+    with pytest.raises(InvalidInputError):
+        build_image({"vendor_data": _blob(cap + 1)}, node_uuid=UUID)
